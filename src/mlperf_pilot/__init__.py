@@ -1,0 +1,40 @@
+"""mlperf-pilot: run MLPerf Inference benchmarks end to end.
+
+The public Python API::
+
+    from mlperf_pilot import RunSpec, run_benchmark
+    summary = run_benchmark(RunSpec(model="efficientnet-lite0-demo"))
+    for record in summary.records:
+        print(record.scenario, record.mode, record.status, record.metric_value)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from mlperf_pilot.config import Mode, RunSpec, Scenario
+    from mlperf_pilot.runner import RunSummary, run_benchmark
+
+_LAZY = {
+    "RunSpec": "mlperf_pilot.config",
+    "Scenario": "mlperf_pilot.config",
+    "Mode": "mlperf_pilot.config",
+    "run_benchmark": "mlperf_pilot.runner",
+    "RunSummary": "mlperf_pilot.runner",
+    "load_catalog": "mlperf_pilot.catalog",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlperf_pilot' has no attribute {name!r}")
+
+
+__all__ = ["Mode", "RunSpec", "RunSummary", "Scenario", "__version__", "load_catalog",
+           "run_benchmark"]

@@ -1,0 +1,138 @@
+"""Find the model file a run needs.
+
+In order: ``--model-path`` (used as given), a file registered with ``cache add``, a
+cached download or build, then a fresh build (demo models) or a download from the
+card's URLs (mirrors tried in order) verified against the card's checksum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from mlperf_pilot.assets.archive import extract
+from mlperf_pilot.assets.builders import get_builder
+from mlperf_pilot.assets.cache import AssetCache, BuildResult
+from mlperf_pilot.assets.fetch import download
+from mlperf_pilot.catalog.cards import ModelCard, ModelFormat
+from mlperf_pilot.errors import AssetError, ConfigError
+from mlperf_pilot.progress import NULL_PROGRESS, Progress
+
+_ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip", ".tar.xz", ".tar.bz2")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    source: str
+    from_cache: bool
+
+
+def cache_name(card: ModelCard, fmt: ModelFormat) -> str:
+    """The name a model file has in the cache (``cache add`` uses the same)."""
+    return card.name if fmt.id == card.default_format else f"{card.name}:{fmt.id}"
+
+
+def resolve_model(
+    card: ModelCard, fmt: ModelFormat, model_path: Path | None, cache: AssetCache, *,
+    transport: httpx.BaseTransport | None = None, progress: Progress = NULL_PROGRESS,
+) -> ResolvedModel:
+    if model_path is not None:
+        path = Path(model_path).expanduser().resolve()
+        if not path.exists():
+            raise ConfigError(
+                f"model file {path} does not exist",
+                hint="check --model-path, or leave it out to use the catalog's copy",
+            )
+        return ResolvedModel(path=path, source=f"--model-path {model_path}", from_cache=False)
+    name = cache_name(card, fmt)
+    registered = cache.find_external("model", name)
+    if registered is not None:
+        return ResolvedModel(registered.target, "registered with `cache add`", True)
+    if fmt.build is not None:
+        return _build(card, fmt, name, cache, progress)
+    if fmt.urls:
+        return _download(fmt, name, cache, transport, progress)
+    raise AssetError(
+        f"the catalog has no download URL for {card.name} ({fmt.id})",
+        hint=f"get {fmt.file_name} yourself and pass --model-path, or "
+        f"`mlperf-pilot cache add {name} PATH`",
+    )
+
+
+def _build(
+    card: ModelCard, fmt: ModelFormat, name: str, cache: AssetCache, progress: Progress
+) -> ResolvedModel:
+    assert fmt.build is not None
+    builder = get_builder(fmt.build.builder)
+    recipe = {"build": fmt.build.model_dump(mode="json"), "file": fmt.file_name,
+              "inputs": [i.model_dump(mode="json") for i in fmt.inputs],
+              "outputs": list(fmt.outputs)}
+
+    def build(folder: Path) -> BuildResult:
+        with progress.task(f"building {card.name} ({fmt.build.builder})"):  # type: ignore[union-attr]
+            return builder(fmt, folder)
+
+    entry, built = cache.get_or_build("model", name, recipe, build)
+    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+
+
+def _download(
+    fmt: ModelFormat, name: str, cache: AssetCache,
+    transport: httpx.BaseTransport | None, progress: Progress,
+) -> ResolvedModel:
+    recipe = {"urls": list(fmt.urls), "sha256": fmt.sha256, "md5": fmt.md5,
+              "file": fmt.file_name}
+    from mlperf_pilot.assets.cache import recipe_key
+
+    part_dir = cache.download_dir(recipe_key(recipe))
+
+    def build(folder: Path) -> BuildResult:
+        errors: list[str] = []
+        for url in fmt.urls:
+            download_name = Path(httpx.URL(url).path).name or fmt.file_name
+            is_archive = download_name.endswith(_ARCHIVE_SUFFIXES)
+            target = part_dir / (download_name if is_archive else fmt.file_name)
+            try:
+                digests = download(
+                    url, target, sha256=fmt.sha256, md5=fmt.md5, transport=transport,
+                    progress=progress, description=f"downloading {download_name}",
+                )
+            except AssetError as exc:
+                if "checksum mismatch" in exc.message:
+                    raise
+                errors.append(exc.message)
+                continue
+            if is_archive:
+                _extract_model(target, fmt.file_name, folder)
+                target.unlink()
+            else:
+                target.replace(folder / fmt.file_name)
+            return BuildResult(
+                main=fmt.file_name, source=url,
+                meta={"url": url, "sha256": digests.sha256, "md5": digests.md5,
+                      "checksum_verified": fmt.has_checksum},
+            )
+        raise AssetError(
+            f"could not download {fmt.file_name}: {'; '.join(errors)}",
+            hint=f"download it yourself and pass --model-path, or "
+            f"`mlperf-pilot cache add {name} PATH`",
+        )
+
+    entry, built = cache.get_or_build("model", name, recipe, build)
+    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+
+
+def _extract_model(archive: Path, file_name: str, folder: Path) -> None:
+    """Pull the one model file out of a downloaded archive."""
+    staging = folder / ".extract"
+    extracted = extract(archive, staging)
+    matches = [p for p in extracted if p.name == file_name]
+    if not matches:
+        raise AssetError(f"{archive.name} does not contain {file_name}")
+    matches[0].replace(folder / file_name)
+    import shutil
+
+    shutil.rmtree(staging)

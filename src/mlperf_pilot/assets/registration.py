@@ -1,0 +1,54 @@
+"""``cache add``: register a model file or a dataset folder the user already has.
+
+Nothing is copied. A model file is checked against the card's checksum when the card
+has one (a mismatch is an error unless ``verify=False``); a dataset folder is checked
+for the layout its card describes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlperf_pilot.assets.cache import AssetCache, CacheEntry
+from mlperf_pilot.assets.fetch import verify_file
+from mlperf_pilot.assets.models import cache_name
+from mlperf_pilot.catalog import load_catalog
+from mlperf_pilot.datasets.imagenet import load_imagenet
+from mlperf_pilot.errors import AssetError, UnknownPluginError
+
+
+def register(cache: AssetCache, name: str, path: Path, *, verify: bool = True) -> CacheEntry:
+    catalog = load_catalog()
+    target = Path(path).expanduser().resolve()
+    if not target.exists():
+        raise AssetError(
+            f"{target} does not exist", hint="give the path of an existing file or folder"
+        )
+    model_name, _, format_id = name.partition(":")
+    dataset_names = {d.name for d in catalog.datasets}
+    if name in dataset_names:
+        card = catalog.dataset(name)
+        if card.layout == "imagenet":
+            images = load_imagenet(target, list_file=card.list_file or "val_map.txt", name=name)
+            meta = {"images": len(images)}
+        else:
+            annotations = target / (card.annotations or "")
+            if not annotations.is_file():
+                raise AssetError(
+                    f"{target} has no {card.annotations}", hint=card.how_to_get or None
+                )
+            meta = {}
+        return cache.add_external("dataset", name, target, meta=meta)
+    model_names = {m.name for m in catalog.models}
+    if model_name not in model_names:
+        raise UnknownPluginError("model or dataset", name, sorted(model_names | dataset_names))
+    card = catalog.model(model_name)
+    fmt = card.format(format_id or None)
+    if not target.is_file():
+        raise AssetError(f"{target} is not a file", hint=f"give the path of {fmt.file_name}")
+    meta = {"format": fmt.id, "checksum_verified": False}
+    if verify and fmt.has_checksum:
+        verify_file(target, sha256=fmt.sha256, md5=fmt.md5, name=target.name,
+                    delete_on_mismatch=False)
+        meta["checksum_verified"] = True
+    return cache.add_external("model", cache_name(card, fmt), target, meta=meta)

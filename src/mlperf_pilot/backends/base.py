@@ -1,0 +1,83 @@
+"""The backend plugin interface: load a model on a device, run a batch.
+
+A backend declares the model formats and devices it supports and the pip extra that
+installs it; the registry (``mlperf_pilot.backends``) imports a backend's module only
+when it is chosen, and the module imports its framework only in ``load``.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.metadata
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from mlperf_pilot.catalog.cards import TensorSpec
+from mlperf_pilot.config import Device
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model: where, on what, with how many threads."""
+
+    model_path: Path
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[str]  # returned by predict() in this order
+    device: Device = Device.CPU
+    threads: int = 1  # intra-op threads for this backend instance
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One loaded model. Not thread-safe unless the subclass says so."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]
+    devices: ClassVar[tuple[Device, ...]]
+    package: ClassVar[str | None]  # distribution name whose presence means "installed"
+    import_name: ClassVar[str | None]
+    extra: ClassVar[str | None] = None  # the mlperf-pilot extra that installs it
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        return cls.import_name is None or importlib.util.find_spec(cls.import_name) is not None
+
+    @classmethod
+    def version(cls) -> str | None:
+        if cls.package is None:
+            return None
+        try:
+            return importlib.metadata.version(cls.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    @classmethod
+    def available_devices(cls) -> list[Device]:
+        """Devices this installation can actually use (cheap; may import the framework)."""
+        return [Device.CPU] if Device.CPU in cls.devices else []
+
+    @abc.abstractmethod
+    def load(self, options: LoadOptions) -> None:
+        """Load the model; raise BackendError/DeviceUnavailableError with the cause."""
+
+    @abc.abstractmethod
+    def predict(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run one batch; returns the outputs named in ``LoadOptions.outputs``."""
+
+    @property
+    @abc.abstractmethod
+    def device_in_use(self) -> str:
+        """What actually runs the model, e.g. ``CPUExecutionProvider``."""
+
+    @property
+    def fixed_batch_size(self) -> int | None:
+        """The batch size the model file fixes, or None when it is dynamic."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model (default: nothing)."""

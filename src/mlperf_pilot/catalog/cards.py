@@ -1,0 +1,222 @@
+"""The typed shape of catalog cards: what a model or a dataset *is*.
+
+Cards are data (YAML files under ``catalog/models`` and ``catalog/datasets``); these
+classes validate them. A card never says how a run is performed beyond its
+``run_defaults`` (the lowest layer of a RunSpec).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Card(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class TensorSpec(_Card):
+    name: str
+    # -1 (or a string) marks a dynamic dimension such as the batch
+    shape: tuple[int | str, ...]
+    dtype: Literal["float32", "float16", "uint8", "int8", "int32", "int64"] = "float32"
+
+
+class ResizeSpec(_Card):
+    """How an image is resized before cropping.
+
+    ``short_side``: scale so the short side equals ``size`` (long side floored, as both
+    reference recipes do); ``stretch``: resize to exactly ``size`` (height, width);
+    ``letterbox``: scale to fit inside ``size`` keeping the aspect ratio, then pad the
+    rest with ``pad_value`` (YOLO style).
+    """
+
+    mode: Literal["short_side", "stretch", "letterbox"]
+    size: int | tuple[int, int]
+    interpolation: Literal["area", "bilinear", "nearest", "bicubic"] = "bilinear"
+    # The library whose resize the reference uses. "opencv" needs the [opencv] extra for
+    # exact reference pixels; without it Pillow is used and the cache key says so.
+    library: Literal["opencv", "pillow"] = "pillow"
+    pad_value: int = 114
+
+
+class CropSpec(_Card):
+    size: tuple[int, int]  # height, width
+    # floor: int((w - cw) / 2) as the MLPerf OpenCV recipes; round: Python's round() as
+    # torchvision's center_crop
+    offset_rounding: Literal["floor", "round"] = "floor"
+
+
+class PreprocessSpec(_Card):
+    """Image → tensor, in this order: color, resize, crop, dtype, x*scale, (x-mean)/std,
+    layout."""
+
+    color: Literal["rgb", "bgr"] = "rgb"
+    resize: ResizeSpec
+    crop: CropSpec | None = None
+    scale: float = 1.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    dtype: Literal["float32", "uint8", "int8"] = "float32"
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        if self.crop is not None:
+            return self.crop.size
+        size = self.resize.size
+        if isinstance(size, int):
+            raise ValueError("a short_side resize without a crop has no fixed output size")
+        return size
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        h, w = self.output_hw
+        return (3, h, w) if self.layout == "NCHW" else (h, w, 3)
+
+
+class PostprocessSpec(_Card):
+    """How a model's outputs become MLPerf response bytes.
+
+    Classification: ``argmax`` takes the argmax of ``outputs[0]`` (logits/probabilities)
+    and adds ``offset``; ``class-index``: ``outputs[0]`` already holds the class index,
+    add ``offset``. Both answer LoadGen with the class as float32, as the reference does.
+    Detection kinds (``tf-detection``, ``boxes-labels-scores``, ``yolo``) answer with
+    float32 groups of 7 (qsl_idx, ymin, xmin, ymax, xmax, score, class) in normalised
+    coordinates; ``class_map`` names the id mapping to the dataset's category ids.
+    """
+
+    kind: Literal["argmax", "class-index", "tf-detection", "boxes-labels-scores", "yolo"]
+    outputs: tuple[str, ...]
+    offset: int = 0
+    score_threshold: float | None = None
+    nms_iou_threshold: float | None = None
+    class_map: str | None = None
+    box_order: Literal["yxyx", "xyxy", "cxcywh"] = "yxyx"
+    boxes_normalized: bool = True
+
+
+class ModelBuild(_Card):
+    """A model the project builds itself from files that ship in a Python package."""
+
+    builder: str  # name in mlperf_pilot.assets.builders
+    package: str  # distribution that provides the weights (for the hint if missing)
+    extra: str  # the mlperf-pilot extra that installs what the builder needs
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelFormat(_Card):
+    """One file of a model in one format (a card can offer several)."""
+
+    id: str
+    format: Literal["onnx", "tensorflow", "pytorch", "tflite", "openvino", "ncnn"]
+    file_name: str
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None
+    md5: str | None = None
+    build: ModelBuild | None = None
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...]
+    preprocess: str  # a recipe name in catalog/preprocessing.yaml
+    postprocess: PostprocessSpec
+    reference_accuracy: float | None = None  # the reference's figure for this file
+    notes: str = ""
+
+    @property
+    def has_checksum(self) -> bool:
+        return bool(self.sha256 or self.md5)
+
+
+class AccuracySpec(_Card):
+    metric: Literal["top1", "mAP"]
+    reference: float  # percent, the reference implementation's figure
+    # The checker's closed-division bound is ratio x checker_reference (e.g. 0.99 x 76.46).
+    checker_reference: float | None = None
+    ratio: float = 0.99
+
+    @property
+    def closed_target(self) -> float:
+        return (self.checker_reference or self.reference) * self.ratio
+
+
+class ModelCard(_Card):
+    name: str
+    title: str
+    description: str = ""
+    task: Literal["image-classification", "object-detection"]
+    mlperf_model: str  # the model key in mlperf.conf (LoadGen settings)
+    benchmark: str  # the benchmark directory name in a submission (checker name)
+    dataset: str
+    default_format: str
+    default_backend: str = "onnxruntime"
+    formats: tuple[ModelFormat, ...]
+    accuracy: AccuracySpec
+    performance_sample_count: int  # mlperf.conf's value for the model
+    server_target_latency_ms: float | None = None
+    status: str = "current"  # current | retired (removed from the rounds since ...)
+    demo: bool = False
+    license: str = ""
+    run_defaults: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_formats(self) -> ModelCard:
+        ids = [f.id for f in self.formats]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate format ids in {self.name}: {ids}")
+        if self.default_format not in ids:
+            raise ValueError(f"default_format {self.default_format!r} not in {ids}")
+        return self
+
+    def format(self, format_id: str | None) -> ModelFormat:
+        wanted = format_id or self.default_format
+        for fmt in self.formats:
+            if fmt.id == wanted:
+                return fmt
+        from mlperf_pilot.errors import UnknownPluginError
+
+        raise UnknownPluginError(f"format of {self.name}", wanted, [f.id for f in self.formats])
+
+
+# -------------------------------------------------------------------------- datasets
+
+
+class PhotoSource(_Card):
+    """Where a packaged photo comes from.
+
+    ``python``: a file inside an installed distribution (``package`` is the import name,
+    ``path`` relative to its directory). ``debian``: a file inside a Debian package,
+    found installed under ``path`` or fetched with ``apt-get download`` into the cache.
+    """
+
+    kind: Literal["python", "debian"]
+    package: str
+    path: str
+
+
+class DemoPhoto(_Card):
+    id: str
+    source: PhotoSource
+    label: int  # ImageNet class index, 0..999, standard order (0 = tench)
+    class_name: str
+    sha256: str
+    note: str = ""
+
+
+class DatasetCard(_Card):
+    name: str
+    title: str
+    description: str = ""
+    task: Literal["image-classification", "object-detection"]
+    layout: Literal["imagenet", "coco", "openimages"]
+    size: int | None = None  # images in the full set
+    list_file: str | None = None  # imagenet: val_map.txt
+    annotations: str | None = None  # coco/openimages: annotation json, relative
+    image_dir: str = ""  # relative to the dataset root
+    how_to_get: str = ""
+    urls: tuple[str, ...] = ()
+    builder: str | None = None  # built by the project (demo sets)
+    photos: tuple[DemoPhoto, ...] = ()

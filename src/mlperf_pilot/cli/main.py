@@ -1,0 +1,346 @@
+"""The ``mlperf-pilot`` command: the only code that prints or exits.
+
+Errors from the library arrive as MlperfPilotError and leave as one line with the
+cause, one with the fix, and the error's exit code (2 for usage/config errors, 1 for
+failed runs and checks). ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from mlperf_pilot import __version__
+from mlperf_pilot.assets.cache import AssetCache
+from mlperf_pilot.config import default_cache_dir, load_config_file, parse_set_option
+from mlperf_pilot.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MlperfPilotError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Tables keep their full width when the output is a file or a pipe (no wrapping at 80).
+_PIPE_WIDTH = 200
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    def __init__(self, cache_dir: Path | None, debug: bool) -> None:
+        self.cache_dir = cache_dir
+        self.debug = debug
+
+    def cache(self) -> AssetCache:
+        return AssetCache(self.cache_dir or default_cache_dir())
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlperf-pilot")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Asset cache folder (default: $MLPERF_PILOT_CACHE or the user cache dir).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, cache_dir: Path | None, debug: bool) -> None:
+    """Run MLPerf Inference benchmarks end to end.
+
+    With no arguments, `mlperf-pilot run` runs the built-in demo: EfficientNet-Lite0
+    (real ImageNet weights) on packaged photos, Offline and SingleStream, accuracy and
+    performance, through the official LoadGen.
+    """
+    ctx.obj = State(cache_dir, debug)
+
+
+# ----------------------------------------------------------------------------------- run
+
+_SCENARIO_HELP = "SingleStream, MultiStream, Server, Offline or all (repeat or comma-separate)."
+
+
+@cli.command()
+@click.option("--model", help="Catalog model name (`mlperf-pilot list models`).")
+@click.option("--backend", help="Backend name (`mlperf-pilot list backends`).")
+@click.option("--device", help="cpu, cuda (gpu is an alias of cuda).")
+@click.option("--model-format", help="A format id of the model card, e.g. onnx-opset8.")
+@click.option("--model-path", type=click.Path(path_type=Path), help="Use this model file.")
+@click.option("--dataset", help="Catalog dataset name (default: the model card's).")
+@click.option("--dataset-path", type=click.Path(path_type=Path),
+              help="Folder of the dataset (ImageNet: images + val_map.txt).")
+@click.option("--scenario", "scenarios", multiple=True, help=_SCENARIO_HELP)
+@click.option("--mode", "modes", multiple=True, help="accuracy, performance or both.")
+@click.option("--execution-mode", type=click.Choice(["test", "valid"]),
+              help="test: short runs (default); valid: mlperf.conf's official durations.")
+@click.option("--count", type=int, help="Use only the first N samples of the dataset.")
+@click.option("--duration-ms", type=int, help="LoadGen min_duration (ms).")
+@click.option("--target-qps", type=float, help="Offline expected / Server target QPS.")
+@click.option("--target-latency-ms", type=float,
+              help="SingleStream/MultiStream expected latency, Server latency bound (ms).")
+@click.option("--max-batch-size", type=int, help="Largest batch the SUT forms.")
+@click.option("--threads", type=int, help="Backend intra-op threads (default: cores/workers).")
+@click.option("--workers", type=int, help="SUT worker threads (default 1).")
+@click.option("--results-dir", type=click.Path(path_type=Path), help="Default ./results.")
+@click.option("--system-name", help="Name of this system in the results tree.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="YAML/JSON file of run settings (lower precedence than flags).")
+@click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+              help="Any run setting, e.g. --set sut.batch_timeout_us=500.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_state
+def run(state: State, config_file: Path | None, set_items: Sequence[str], as_json: bool,
+        **flags: Any) -> None:
+    """Run a benchmark (no options: the built-in demo)."""
+    from mlperf_pilot.cli.render import RichProgress
+    from mlperf_pilot.runner import BenchmarkRunner, plan_run, resolve_spec
+
+    layers: list[dict[str, Any]] = []
+    if config_file is not None:
+        layers.append(load_config_file(config_file))
+    for item in set_items:
+        layers.append(parse_set_option(item))
+    layers.append(_flag_layer(flags, state))
+    spec = resolve_spec(layers)
+    plan = plan_run(spec)
+    progress = RichProgress(stderr, enabled=not as_json and stderr.is_terminal)
+    if not stderr.is_terminal or as_json:
+        progress = _PlainProgress()  # type: ignore[assignment]
+    try:
+        stderr.print(
+            f"[bold]{plan.card.name}[/bold] on {plan.backend_name}/{spec.device.value}: "
+            f"{', '.join(s.value for s in spec.scenarios)} x "
+            f"{', '.join(m.value for m in spec.modes)} "
+            f"({spec.execution_mode.value} run) -> {Path(spec.results_dir).resolve()}"
+        )
+        summary = BenchmarkRunner(plan, cache=_cache_for(spec, state), progress=progress).run()
+    finally:
+        if isinstance(progress, RichProgress):
+            progress.close()
+    _print_summary(summary, as_json)
+    raise SystemExit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+class _PlainProgress:
+    """Progress for non-terminals: a line per finished task, notes on stderr."""
+
+    def task(self, description: str, total: float | None = None, unit: str = "") -> Any:
+        from mlperf_pilot.progress import NullProgress
+
+        return NullProgress().task(description, total, unit)
+
+    def note(self, message: str) -> None:
+        stderr.print(message)
+
+
+def _cache_for(spec: Any, state: State) -> AssetCache:
+    return AssetCache(spec.cache_dir or state.cache_dir or default_cache_dir())
+
+
+def _flag_layer(flags: dict[str, Any], state: State) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    direct = ("model", "backend", "device", "model_format", "model_path", "dataset",
+              "dataset_path", "execution_mode", "count", "results_dir", "system_name")
+    for key in direct:
+        if flags.get(key) is not None:
+            layer[key] = flags[key]
+    if flags.get("scenarios"):
+        layer["scenarios"] = list(flags["scenarios"])
+    if flags.get("modes"):
+        layer["modes"] = list(flags["modes"])
+    loadgen = {
+        "min_duration_ms": flags.get("duration_ms"),
+        "target_qps": flags.get("target_qps"),
+        "target_latency_ms": flags.get("target_latency_ms"),
+    }
+    loadgen = {k: v for k, v in loadgen.items() if v is not None}
+    if loadgen:
+        layer["loadgen"] = loadgen
+    sut = {"max_batch_size": flags.get("max_batch_size"), "threads": flags.get("threads"),
+           "workers": flags.get("workers")}
+    sut = {k: v for k, v in sut.items() if v is not None}
+    if sut:
+        layer["sut"] = sut
+    if state.cache_dir is not None:
+        layer["cache_dir"] = state.cache_dir
+    return layer
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    from mlperf_pilot.cli.render import results_table
+
+    if as_json:
+        payload = {
+            "ok": summary.ok,
+            "results_dir": str(summary.results_dir),
+            "system": summary.system,
+            "model_source": summary.model_source,
+            "dataset_source": summary.dataset_source,
+            "notes": summary.notes,
+            "records": [r.model_dump(mode="json") for r in summary.records],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    stderr.print(f"model: {summary.model_source}")
+    stderr.print(f"dataset: {summary.dataset_source}")
+    for note in summary.notes:
+        stderr.print(f"note: {note}")
+    stdout.print(results_table(summary.records))
+    for record in summary.records:
+        if record.reference_line:
+            stdout.print(record.reference_line)
+    for record in summary.records:
+        for reason in record.reasons:
+            stdout.print(f"[red]{record.scenario} {record.mode}: {reason}[/red]")
+    stdout.print(f"Results written to {summary.results_dir / summary.system}")
+
+
+# --------------------------------------------------------------------------------- cache
+
+
+@cli.group()
+def cache() -> None:
+    """See and manage cached models, datasets and preprocessed data."""
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def cache_list(state: State, as_json: bool) -> None:
+    """List cache entries."""
+    from mlperf_pilot.cli.render import human_size, simple_table
+
+    store = state.cache()
+    entries = store.entries()
+    if as_json:
+        sys.stdout.write(json.dumps([{
+            "name": e.name, "kind": e.kind, "key": e.key, "path": str(e.target),
+            "size_bytes": e.size_bytes, "source": e.source, "created": e.created,
+            "external": bool(e.external), "intact": e.is_intact(),
+        } for e in entries], indent=2) + "\n")
+        return
+    rows = [(e.name, e.kind, human_size(e.size_bytes) if not e.external else "(yours)",
+             e.source, str(e.target) + ("" if e.is_intact() else "  [missing]"))
+            for e in entries]
+    stdout.print(simple_table(f"cache at {store.root}", ("Name", "Kind", "Size", "Source", "Path"),
+                              rows))
+    if not entries:
+        stdout.print("(empty)")
+
+
+@cache.command("path")
+@click.argument("name", required=False)
+@pass_state
+def cache_path(state: State, name: str | None) -> None:
+    """Print the cache root, or the path of entry NAME."""
+    store = state.cache()
+    if name is None:
+        stdout.print(str(store.root))
+        return
+    found = [e for e in store.entries(name=name) if e.is_intact()]
+    if not found:
+        _fail_missing_entry(store, name)
+    for entry in found:
+        stdout.print(str(entry.target))
+
+
+@cache.command("clear")
+@click.argument("name", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def cache_clear(state: State, name: str | None, yes: bool) -> None:
+    """Remove entry NAME, or everything (registrations only, never your own files)."""
+    store = state.cache()
+    if name is not None and not store.entries(name=name):
+        _fail_missing_entry(store, name)
+    if name is None and not yes:
+        click.confirm(f"Remove every entry under {store.root}?", abort=True, err=True)
+    removed = store.clear(name)
+    stdout.print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")
+
+
+@cache.command("add")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--no-verify", is_flag=True, help="Register a model even if its checksum differs.")
+@pass_state
+def cache_add(state: State, name: str, path: Path, no_verify: bool) -> None:
+    """Register a model file or dataset folder you already have (no copy).
+
+    NAME is a catalog model (resnet50, or resnet50:onnx-opset8 for another format) or a
+    catalog dataset (imagenet, coco, ...).
+    """
+    from mlperf_pilot.assets.registration import register
+
+    entry = register(state.cache(), name, path, verify=not no_verify)
+    stdout.print(f"registered {entry.kind} {entry.name} -> {entry.target}")
+
+
+def _fail_missing_entry(store: AssetCache, name: str) -> None:
+    names = sorted({e.name for e in store.entries()})
+    raise click.UsageError(
+        f"no cache entry named {name!r}; entries: {', '.join(names) if names else '(none)'}"
+    )
+
+
+# ---------------------------------------------------------------------------------- list
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["models", "datasets", "backends"]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def list_command(state: State, what: str, as_json: bool) -> None:
+    """Show the catalog, with what is cached and what is installed."""
+    from mlperf_pilot.cli.inventory import backend_rows, dataset_rows, model_rows
+    from mlperf_pilot.cli.render import simple_table
+
+    store = state.cache()
+    builders = {"models": model_rows, "datasets": dataset_rows, "backends": backend_rows}
+    columns, rows = builders[what](store)
+    if as_json:
+        table = [dict(zip(columns, r, strict=True)) for r in rows]
+        sys.stdout.write(json.dumps(table, indent=2) + "\n")
+        return
+    stdout.print(simple_table(what, columns, rows))
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        return EXIT_FAILED
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except MlperfPilotError as exc:
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[red]error:[/red] {exc.message}")
+        if exc.hint:
+            stderr.print(f"[yellow]hint:[/yellow] {exc.hint}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr.print("interrupted; partial results are kept and marked FAILED")
+        return 130
+    except Exception as exc:  # a bug: say so briefly, details with --debug
+        if debug:
+            traceback.print_exc()
+        stderr.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}")
+        stderr.print("[yellow]hint:[/yellow] rerun with --debug and report the traceback")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+__all__ = ["EXIT_USAGE", "cli", "main"]

@@ -1,0 +1,146 @@
+"""Everything the CLI draws: progress bars on stderr, tables on stdout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from mlperf_pilot.results.records import RunRecord
+
+
+class RichTask:
+    def __init__(self, owner: RichProgress, description: str, total: float | None) -> None:
+        self._owner = owner
+        self._description = description
+        self._total = total
+        self._id: TaskID | None = None
+
+    def __enter__(self) -> RichTask:
+        self._id = self._owner.live().add_task(self._description, total=self._total)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        live = self._owner.live()
+        if self._id is not None:
+            task = live.tasks[[t.id for t in live.tasks].index(self._id)]
+            if exc_type is None and task.total is None:
+                done = max(task.completed, 1)
+                live.update(self._id, total=done, completed=done)
+            elif exc_type is None and task.total is not None:
+                live.update(self._id, completed=task.total)
+            live.stop_task(self._id)
+        self._owner.task_done()
+
+    def advance(self, amount: float = 1) -> None:
+        if self._id is not None:
+            self._owner.live().advance(self._id, amount)
+
+    def update(
+        self, *, completed: float | None = None, total: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        if self._id is None:
+            return
+        kwargs: dict[str, Any] = {}
+        if completed is not None:
+            kwargs["completed"] = completed
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self._owner.live().update(self._id, **kwargs)
+
+
+class RichProgress:
+    """The Progress protocol drawn with rich on stderr (silent when not a terminal
+    unless ``force``)."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._open = 0
+
+    def live(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                disable=not self.enabled, transient=False,
+            )
+            self._progress.start()
+        return self._progress
+
+    def task(self, description: str, total: float | None = None, unit: str = "") -> RichTask:
+        self._open += 1
+        return RichTask(self, description, total)
+
+    def task_done(self) -> None:
+        self._open -= 1
+
+    def note(self, message: str) -> None:
+        self.live().console.print(f"[dim]{message}[/dim]", highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _metric_text(record: RunRecord) -> str:
+    if record.metric_value is None:
+        return "-"
+    value = record.metric_value
+    shown = f"{value:.4g}" if abs(value) < 1000 else f"{value:,.1f}"
+    return f"{shown} {record.metric_unit or ''}".strip()
+
+
+def results_table(records: Sequence[RunRecord]) -> Table:
+    table = Table(title="mlperf-pilot results", title_justify="left")
+    for column in ("Model", "Backend", "Device", "Scenario", "Mode", "Metric", "Result",
+                   "Status", "Accuracy"):
+        table.add_column(column, no_wrap=column not in ("Metric",))
+    for record in records:
+        status_style = "green" if record.status == "VALID" else "red"
+        accuracy = (f"{record.accuracy.value:.3f}% {record.accuracy.metric}"
+                    if record.accuracy else "-")
+        table.add_row(
+            record.model, record.backend, record.device, record.scenario, record.mode,
+            record.metric_name or "-", _metric_text(record),
+            f"[{status_style}]{record.status}[/{status_style}]", accuracy,
+        )
+    return table
+
+
+def simple_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def human_size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

@@ -1,0 +1,321 @@
+"""The one configuration schema: RunSpec and the enums it uses.
+
+A RunSpec says how a benchmark is *run*; what a model *is* lives in its catalog card
+(as LoadGen separates user.conf from mlperf.conf). The same schema is filled from YAML
+files, ``--set key=value`` and CLI flags, layered in this order (later wins)::
+
+    defaults < catalog card run_defaults < --config file < --set key=value < explicit flags
+
+Every model is frozen and forbids unknown keys, so a typo is an error, never ignored.
+The resolved RunSpec is saved next to every result.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlperf_pilot.errors import ConfigError
+
+
+class Scenario(str, enum.Enum):
+    """The four LoadGen scenarios, spelled as LoadGen spells them."""
+
+    SINGLE_STREAM = "SingleStream"
+    MULTI_STREAM = "MultiStream"
+    SERVER = "Server"
+    OFFLINE = "Offline"
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        key = text.strip().lower().replace("-", "").replace("_", "")
+        for member in cls:
+            if member.value.lower() == key:
+                return member
+        raise ConfigError(
+            f"unknown scenario {text!r}",
+            hint="use one of SingleStream, MultiStream, Server, Offline, or all",
+        )
+
+
+class Mode(str, enum.Enum):
+    """What a LoadGen run measures."""
+
+    ACCURACY = "accuracy"
+    PERFORMANCE = "performance"
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise ConfigError(
+                f"unknown mode {text!r}", hint="use accuracy, performance or both"
+            ) from None
+
+
+class ExecutionMode(str, enum.Enum):
+    """How long and how official a run is.
+
+    ``test``: short runs (``test_duration_ms``) with targets estimated from a warm-up when
+    none are given; results are for trying things out.
+    ``valid``: the official durations and query counts from mlperf.conf; targets must be
+    given (``--target-qps``/``--target-latency-ms``) or come from calibration.
+    """
+
+    TEST = "test"
+    VALID = "valid"
+
+
+class Device(str, enum.Enum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+    @classmethod
+    def parse(cls, text: str) -> Device:
+        key = text.strip().lower()
+        if key == "gpu":  # the reference flow's spelling
+            return cls.CUDA
+        try:
+            return cls(key)
+        except ValueError:
+            raise ConfigError(
+                f"unknown device {text!r}", hint="use cpu, cuda (or gpu, an alias of cuda)"
+            ) from None
+
+
+ALL_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario.SINGLE_STREAM,
+    Scenario.MULTI_STREAM,
+    Scenario.SERVER,
+    Scenario.OFFLINE,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class LoadGenOverrides(_Frozen):
+    """LoadGen settings a run may override; written into the per-run user.conf.
+
+    Units are in the names. ``None`` means "leave it to mlperf.conf" (valid runs) or
+    "use the test default / the warm-up estimate" (test runs).
+    """
+
+    min_duration_ms: int | None = Field(default=None, ge=0)
+    max_duration_ms: int | None = Field(default=None, ge=0)
+    target_qps: float | None = Field(default=None, gt=0)
+    target_latency_ms: float | None = Field(default=None, gt=0)
+    min_query_count: int | None = Field(default=None, ge=1)
+    max_query_count: int | None = Field(default=None, ge=0)
+    samples_per_query: int | None = Field(default=None, ge=1)
+    performance_sample_count: int | None = Field(default=None, ge=1)
+    max_async_queries: int | None = Field(default=None, ge=0)
+
+
+class SutSettings(_Frozen):
+    """How the local SUT batches and threads."""
+
+    max_batch_size: int = Field(default=8, ge=1)
+    # Server/MultiStream: how long the batcher may wait for more samples before running a
+    # partial batch; 0 = run whatever is queued at once.
+    batch_timeout_us: int = Field(default=0, ge=0)
+    workers: int = Field(default=1, ge=1)
+    # Backend intra-op threads; 0 = the number of usable cores divided by ``workers``.
+    threads: int = Field(default=0, ge=0)
+    # After a failed inference: "stop" completes every later sample without running it
+    # (the run is INVALID either way and ends quickly); "continue" keeps trying.
+    on_error: str = Field(default="stop", pattern="^(stop|continue)$")
+
+
+class RunSpec(_Frozen):
+    """Everything that decides how one ``mlperf-pilot run`` behaves."""
+
+    model: str = "efficientnet-lite0-demo"
+    backend: str | None = None  # None = the card's default backend
+    device: Device = Device.CPU
+    model_format: str | None = None  # a card format id, e.g. "onnx-opset11"
+    model_path: Path | None = None
+    dataset: str | None = None  # None = the card's dataset
+    dataset_path: Path | None = None
+    scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)
+    modes: tuple[Mode, ...] = (Mode.ACCURACY, Mode.PERFORMANCE)
+    execution_mode: ExecutionMode = ExecutionMode.TEST
+    count: int | None = Field(default=None, ge=1)
+    test_duration_ms: int = Field(default=10_000, ge=0)
+    loadgen: LoadGenOverrides = LoadGenOverrides()
+    sut: SutSettings = SutSettings()
+    results_dir: Path = Path("results")
+    system_name: str | None = None  # None = "<backend>-<device>"
+    cache_dir: Path | None = None
+    preprocess_workers: int = Field(default=0, ge=0)  # 0 = number of usable cores
+
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _scenarios(cls, value: Any) -> Any:
+        return _parse_list(value, _scenario_items)
+
+    @field_validator("modes", mode="before")
+    @classmethod
+    def _modes(cls, value: Any) -> Any:
+        return _parse_list(value, _mode_items)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> Any:
+        return Device.parse(value) if isinstance(value, str) else value
+
+    @field_validator("system_name")
+    @classmethod
+    def _system_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value.startswith(".")):
+            raise ValueError("must be a non-empty name without '/' and not starting with '.'")
+        return value
+
+    def resolved_system_name(self, backend: str) -> str:
+        return self.system_name or f"{backend}-{self.device.value}"
+
+
+def _parse_list(value: Any, expand: Any) -> Any:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        items: list[Any] = []
+        for item in value:
+            items.extend(expand(item) if isinstance(item, str) else [item])
+        # keep order, drop duplicates
+        return tuple(dict.fromkeys(items))
+    return value
+
+
+def _scenario_items(text: str) -> list[Scenario]:
+    if text.strip().lower() == "all":
+        return list(ALL_SCENARIOS)
+    return [Scenario.parse(text)]
+
+
+def _mode_items(text: str) -> list[Mode]:
+    if text.strip().lower() in {"both", "all"}:
+        return [Mode.ACCURACY, Mode.PERFORMANCE]
+    return [Mode.parse(text)]
+
+
+# --------------------------------------------------------------------------------------
+# Layering: dicts merged in order, then validated once.
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``; nested mappings merge key by key."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_set_option(item: str) -> dict[str, Any]:
+    """Turn ``a.b=value`` into ``{"a": {"b": value}}``; the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(
+            f"--set expects key=value, got {item!r}", hint="e.g. --set sut.max_batch_size=16"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    _check_key_path(parts)
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def _check_key_path(parts: list[str]) -> None:
+    model: type[BaseModel] | None = RunSpec
+    for depth, part in enumerate(parts):
+        if model is None or part not in model.model_fields:
+            prefix = ".".join(parts[:depth])
+            valid = sorted(model.model_fields) if model is not None else []
+            where = f" under {prefix!r}" if prefix else ""
+            raise ConfigError(
+                f"unknown setting {'.'.join(parts)!r}{where}",
+                hint=f"valid keys{where}: {', '.join(valid)}",
+            )
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel
+        ) else None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML/JSON run config; the top level must be a mapping of RunSpec keys."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", hint="check the path given to --config"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}", hint="fix the syntax and retry"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of settings, not {type(data).__name__}",
+            hint="e.g. 'model: resnet50' on its own line",
+        )
+    return data
+
+
+def build_run_spec(layers: Iterable[Mapping[str, Any]]) -> RunSpec:
+    """Merge the layers (lowest first) and validate them into a RunSpec."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer)
+    try:
+        return RunSpec.model_validate(merged)
+    except ValidationError as exc:
+        raise config_error_from(exc) from None
+
+
+def config_error_from(exc: ValidationError) -> ConfigError:
+    """One line per problem, naming the setting and what is wrong with it."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        value = err.get("input")
+        shown = f" (got {value!r})" if err["type"] != "extra_forbidden" and not isinstance(
+            value, (dict, list)) else ""
+        problems.append(f"{loc}: {msg}{shown}")
+    first, rest = problems[0], problems[1:]
+    more = f" (and {len(rest)} more: {'; '.join(rest)})" if rest else ""
+    return ConfigError(f"invalid setting {first}{more}", hint="see `mlperf-pilot run --help`")
+
+
+def default_cache_dir() -> Path:
+    """``MLPERF_PILOT_CACHE`` if set, else the platform's user cache dir."""
+    env = os.environ.get("MLPERF_PILOT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mlperf-pilot"))

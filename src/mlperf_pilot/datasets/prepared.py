@@ -1,0 +1,195 @@
+"""Preprocessed samples: made once, in parallel, and cached as one .npy per sample.
+
+The cache entry is keyed by the dataset's fingerprint (folder + list-file hash) and the
+preprocessing spec with the library used, so a different recipe never reuses stale
+data. Samples are written atomically (temp file + rename), so an interrupted run
+leaves only whole files, and a later run with a larger ``--count`` only preprocesses
+what is missing. A missing or unreadable image fails the whole step with a
+DatasetError naming the file (never a silent skip).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mlperf_pilot.assets.cache import AssetCache
+from mlperf_pilot.catalog.cards import PreprocessSpec
+from mlperf_pilot.datasets.imagenet import ImageList
+from mlperf_pilot.datasets.preprocess import preprocess_image, resolve_library, spec_fingerprint
+from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.progress import NULL_PROGRESS, Progress
+
+# Below this many missing samples, preprocessing runs in-process (no pool start-up).
+_IN_PROCESS_LIMIT = 32
+_CHUNK = 16
+
+
+class PreparedDataset(Protocol):
+    """What the QSL needs: a fixed sample shape and random access by QSL index."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    def read(self, index: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class NpyDirDataset:
+    """Samples stored as ``<folder>/<index:07d>.npy``."""
+
+    folder: Path
+    count: int
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype
+    labels: np.ndarray
+    library: str
+    built_now: int  # how many samples this run preprocessed (0 = all from cache)
+
+    def sample_path(self, index: int) -> Path:
+        return self.folder / f"{index:07d}.npy"
+
+    def read(self, index: int) -> np.ndarray:
+        try:
+            return np.load(self.sample_path(index), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(
+                f"preprocessed sample {self.sample_path(index)} cannot be read: {exc}",
+                hint="run `mlperf-pilot cache clear` for this dataset and retry",
+            ) from exc
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """Samples held in memory (synthetic data for benchmarks and tests)."""
+
+    samples: np.ndarray  # (count, *sample_shape)
+    labels: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.samples.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.samples.dtype
+
+    def read(self, index: int) -> np.ndarray:
+        return self.samples[index]
+
+
+def _write_sample(folder: Path, index: int, array: np.ndarray) -> None:
+    final = folder / f"{index:07d}.npy"
+    tmp = folder / f".{index:07d}.{os.getpid()}.tmp.npy"
+    np.save(tmp, array, allow_pickle=False)
+    os.replace(tmp, final)
+
+
+def _preprocess_chunk(
+    paths: Sequence[str], indices: Sequence[int], folder: str, spec_json: str, library: str
+) -> tuple[int, str | None]:
+    """Worker: preprocess a chunk; returns (done, error message or None)."""
+    spec = PreprocessSpec.model_validate_json(spec_json)
+    done = 0
+    for path, index in zip(paths, indices, strict=True):
+        try:
+            _write_sample(Path(folder), index, preprocess_image(Path(path), spec, library))
+        except DatasetError as exc:
+            return done, exc.message
+        except Exception as exc:  # an unexpected failure still names the file
+            return done, f"image {path} cannot be preprocessed: {type(exc).__name__}: {exc}"
+        done += 1
+    return done, None
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def prepare_images(
+    images: ImageList,
+    spec: PreprocessSpec,
+    cache: AssetCache,
+    *,
+    workers: int = 0,
+    progress: Progress = NULL_PROGRESS,
+) -> NpyDirDataset:
+    """Preprocess every image of ``images`` not yet in the cache; return the dataset."""
+    library = resolve_library(spec)
+    recipe = {"dataset": images.fingerprint(), "preprocess": spec_fingerprint(spec, library)}
+    name = f"{images.name}-{spec.sample_shape[0]}x{spec.sample_shape[1]}x{spec.sample_shape[2]}"
+    with cache.mutable_entry(
+        "preprocessed", name, recipe, source=f"preprocessed from {images.root}",
+        meta={"library": library, "layout": spec.layout, "dtype": spec.dtype},
+    ) as folder:
+        missing = [i for i in range(len(images)) if not (folder / f"{i:07d}.npy").is_file()]
+        if missing:
+            _run_preprocessing(images, missing, folder, spec, library, workers, progress)
+            cache.refresh_size(folder)
+    return NpyDirDataset(
+        folder=folder,
+        count=len(images),
+        sample_shape=spec.sample_shape,
+        dtype=np.dtype(spec.dtype),
+        labels=images.labels,
+        library=library,
+        built_now=len(missing),
+    )
+
+
+def _run_preprocessing(
+    images: ImageList, missing: list[int], folder: Path, spec: PreprocessSpec, library: str,
+    workers: int, progress: Progress,
+) -> None:
+    spec_json = spec.model_dump_json()
+    chunks = [missing[i : i + _CHUNK] for i in range(0, len(missing), _CHUNK)]
+    workers = workers or usable_cores()
+    with progress.task("preprocessing", total=len(missing), unit="images") as task:
+        if len(missing) <= _IN_PROCESS_LIMIT or workers == 1:
+            for chunk in chunks:
+                done, error = _preprocess_chunk(
+                    [str(images.path(i)) for i in chunk], chunk, str(folder), spec_json, library
+                )
+                task.advance(done)
+                if error:
+                    raise DatasetError(error, hint="fix or remove that image and retry")
+            return
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(
+                    _preprocess_chunk, [str(images.path(i)) for i in chunk], chunk,
+                    str(folder), spec_json, library,
+                )
+                for chunk in chunks
+            ]
+            for future in cf.as_completed(futures):
+                done, error = future.result()
+                task.advance(done)
+                if error:
+                    for other in futures:
+                        other.cancel()
+                    raise DatasetError(error, hint="fix or remove that image and retry")

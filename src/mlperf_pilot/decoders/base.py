@@ -1,0 +1,46 @@
+"""Output decoding: model outputs of one batch → the bytes LoadGen records per sample.
+
+A decoder returns one contiguous numpy buffer for the whole batch plus each sample's
+byte offset and size inside it; the SUT points LoadGen's responses into that buffer
+(no per-sample copies) and keeps it alive until QuerySamplesComplete returns.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlperf_pilot.catalog.cards import PostprocessSpec
+
+
+@dataclass(frozen=True)
+class ResponseBatch:
+    """One batch of responses: sample i is ``buffer`` bytes [offsets[i], +sizes[i])."""
+
+    buffer: np.ndarray  # C-contiguous
+    offsets: list[int]
+    sizes: list[int]
+
+    @classmethod
+    def fixed(cls, buffer: np.ndarray) -> ResponseBatch:
+        """Rows of equal size: row i of a (B, ...) array is sample i."""
+        buffer = np.ascontiguousarray(buffer)
+        n = buffer.shape[0]
+        row = buffer.nbytes // n if n else 0
+        return cls(buffer=buffer, offsets=list(range(0, n * row, row)), sizes=[row] * n)
+
+    def sample_bytes(self, i: int) -> bytes:
+        raw = self.buffer.view(np.uint8).reshape(-1)
+        return raw[self.offsets[i] : self.offsets[i] + self.sizes[i]].tobytes()
+
+
+class Decoder(abc.ABC):
+    def __init__(self, spec: PostprocessSpec) -> None:
+        self.spec = spec
+
+    @abc.abstractmethod
+    def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:
+        """``outputs`` as the backend returned them (in ``spec.outputs`` order);
+        ``indices`` are the batch's QSL indices."""

@@ -1,0 +1,134 @@
+"""The whole exception hierarchy of mlperf-pilot.
+
+::
+
+    MlperfPilotError                 every error the tool raises on purpose
+    ├── ConfigError                  bad flag, bad value, bad config file        (exit 2)
+    │   ├── UnknownPluginError       unknown model/dataset/backend/... name      (exit 2)
+    │   └── DeviceUnavailableError   the device asked for cannot be used         (exit 2)
+    ├── MissingDependencyError       an optional package is not installed        (exit 2)
+    ├── AssetError                   download, checksum, cache, conversion       (exit 1)
+    ├── DatasetError                 missing/unreadable images, bad list files   (exit 1)
+    ├── BackendError                 model load or inference failed              (exit 1)
+    ├── SutError                     the system under test failed                (exit 1)
+    │   ├── SutTimeoutError
+    │   └── SutConnectionError
+    ├── LoadGenError                 LoadGen could not run or its logs are unreadable
+    ├── AccuracyError                accuracy log unreadable or inconsistent
+    ├── ComplianceError
+    ├── SubmissionError              carries a list of findings
+    └── StoreError                   the results store is unreadable
+
+Every error carries a one-line ``message`` (the cause) and an optional ``hint`` (the
+fix). Library code raises them; only ``mlperf_pilot.cli`` prints them and exits, with
+``exit_code``. Third-party exceptions are translated at the boundary with
+``raise ... from exc`` so the original stays available with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a run was INVALID or failed, or a check found errors
+EXIT_USAGE = 2  # usage or configuration error
+
+
+class MlperfPilotError(Exception):
+    """Base class: a message (the cause) and a hint (the fix)."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MlperfPilotError):
+    """A flag, config value or file given by the user is not valid."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnknownPluginError(ConfigError):
+    """A name (model, dataset, backend, scenario, ...) that is not registered."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(
+            f"unknown {kind} {name!r}",
+            hint=f"valid {kind}s: {', '.join(self.valid) if self.valid else '(none)'}",
+        )
+
+
+class DeviceUnavailableError(ConfigError):
+    """The device that was asked for is not the one a backend can use."""
+
+
+class MissingDependencyError(MlperfPilotError):
+    """An optional package is needed for what was asked."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
+        self.package = package
+        self.extra = extra
+        what = f" (needed for {purpose})" if purpose else ""
+        fix = f"pip install 'mlperf-pilot[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{package} is not installed{what}", hint=fix)
+
+
+class AssetError(MlperfPilotError):
+    """A model or data file could not be fetched, verified, cached or converted."""
+
+
+class DatasetError(MlperfPilotError):
+    """A dataset is missing, malformed, or one of its files cannot be read."""
+
+
+class BackendError(MlperfPilotError):
+    """A backend could not load a model or run an inference."""
+
+
+class SutError(MlperfPilotError):
+    """The system under test failed."""
+
+
+class SutTimeoutError(SutError):
+    """The system under test did not answer in time."""
+
+
+class SutConnectionError(SutError):
+    """The system under test could not be reached."""
+
+
+class LoadGenError(MlperfPilotError):
+    """LoadGen could not be configured or run, or its logs cannot be read."""
+
+
+class AccuracyError(MlperfPilotError):
+    """An accuracy log cannot be read or does not match the dataset."""
+
+
+class ComplianceError(MlperfPilotError):
+    """A compliance test could not be run or verified."""
+
+
+class SubmissionError(MlperfPilotError):
+    """A submission tree is invalid; ``findings`` lists what is wrong."""
+
+    def __init__(
+        self, message: str, findings: Sequence[object] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.findings = list(findings)
+
+
+class StoreError(MlperfPilotError):
+    """The results store cannot be read or written."""

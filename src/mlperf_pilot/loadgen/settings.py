@@ -1,0 +1,164 @@
+"""LoadGen settings: the per-run user.conf and the TestSettings built from it.
+
+mlperf.conf (inside the LoadGen wheel) is never touched. Everything a run changes is
+written as ``<model>.<Scenario>.<key> = <value>`` lines into a user.conf next to the
+results, loaded with exactly one ``TestSettings.FromConfig`` call (which loads
+mlperf.conf first), so the file is the whole record of what was overridden.
+
+Test runs (``execution_mode: test``) shorten the minimum duration and, where no target
+is given, use targets estimated from a warm-up on this machine, padded so that the run
+lasts at least the minimum duration. Valid runs keep mlperf.conf's durations and query
+counts and only set targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlperf_pilot.config import ExecutionMode, LoadGenOverrides, Mode, RunSpec, Scenario
+from mlperf_pilot.errors import ConfigError, LoadGenError
+
+# Offline in test mode: ask LoadGen for this much more work than the estimate says the
+# minimum duration needs, so a run on a machine faster than the warm-up suggested still
+# lasts long enough to be VALID.
+OFFLINE_TEST_PADDING = 1.5
+# SingleStream/MultiStream expected latency in test mode: claim to be this much faster
+# than measured so LoadGen generates enough queries to fill the duration.
+LATENCY_TEST_FACTOR = 0.5
+# Server in test mode without --target-qps: this fraction of the Offline estimate.
+SERVER_TEST_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What a warm-up measured on this machine."""
+
+    latency_ms: float  # one sample, batch 1
+    batch_latency_ms: float  # one batch of max_batch_size samples
+    max_batch_size: int
+
+    @property
+    def offline_qps(self) -> float:
+        return 1000.0 * self.max_batch_size / max(self.batch_latency_ms, 1e-6)
+
+    def multistream_latency_ms(self, samples_per_query: int) -> float:
+        batches = -(-samples_per_query // self.max_batch_size)
+        return batches * self.batch_latency_ms
+
+
+# LoadGen parses these keys with strtoull: they must be written as whole numbers
+# (Server's target_latency is in whole milliseconds).
+INTEGER_KEYS = frozenset({
+    "min_duration", "max_duration", "min_query_count", "max_query_count",
+    "performance_sample_count_override", "samples_per_query", "max_async_queries",
+})
+
+
+def format_value(scenario: Scenario, key: str, value: float | int) -> str:
+    """A value as LoadGen's config parser needs it."""
+    whole = key in INTEGER_KEYS or (key == "target_latency" and scenario is Scenario.SERVER)
+    if whole:
+        return str(int(value))
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def user_conf_settings(
+    spec: RunSpec, scenario: Scenario, *, performance_sample_count: int, dataset_count: int,
+    estimates: Estimates | None,
+) -> dict[str, float | int]:
+    """The user.conf keys (without the model.scenario prefix) for one scenario."""
+    o: LoadGenOverrides = spec.loadgen
+    test = spec.execution_mode is ExecutionMode.TEST
+    keys: dict[str, float | int] = {}
+
+    # the performance sample set cannot be larger than the data we have
+    psc = o.performance_sample_count or (
+        dataset_count if dataset_count < performance_sample_count else None
+    )
+    if psc:
+        keys["performance_sample_count_override"] = psc
+
+    duration = o.min_duration_ms if o.min_duration_ms is not None else (
+        spec.test_duration_ms if test else None
+    )
+    if duration is not None:
+        keys["min_duration"] = duration
+    if o.max_duration_ms is not None:
+        keys["max_duration"] = o.max_duration_ms
+
+    if scenario is Scenario.OFFLINE:
+        qps = o.target_qps or (
+            estimates.offline_qps * (OFFLINE_TEST_PADDING if test else 1.0) if estimates else None
+        )
+        if qps:
+            keys["target_qps"] = qps
+        if o.min_query_count is not None:
+            keys["min_query_count"] = o.min_query_count
+        elif test:
+            keys["min_query_count"] = 1  # the samples come from target_qps x duration
+    elif scenario is Scenario.SERVER:
+        qps = o.target_qps or (
+            estimates.offline_qps * SERVER_TEST_FRACTION if estimates else None
+        )
+        if qps:
+            keys["target_qps"] = qps
+        if o.target_latency_ms is not None:
+            if not float(o.target_latency_ms).is_integer():
+                raise ConfigError(
+                    f"Server latency bound {o.target_latency_ms} ms is not a whole number",
+                    hint="LoadGen reads Server target_latency in whole milliseconds",
+                )
+            keys["target_latency"] = int(o.target_latency_ms)
+        if o.min_query_count is not None:
+            keys["min_query_count"] = o.min_query_count
+        if o.max_async_queries is not None:
+            keys["max_async_queries"] = o.max_async_queries
+    else:
+        spq = o.samples_per_query or 8
+        if scenario is Scenario.MULTI_STREAM and o.samples_per_query is not None:
+            keys["samples_per_query"] = o.samples_per_query
+        latency = o.target_latency_ms
+        if latency is None and estimates is not None:
+            measured = (
+                estimates.latency_ms if scenario is Scenario.SINGLE_STREAM
+                else estimates.multistream_latency_ms(spq)
+            )
+            latency = measured * (LATENCY_TEST_FACTOR if test else 1.0)
+        if latency is not None:
+            keys["target_latency"] = max(latency, 0.001)
+        if o.min_query_count is not None:
+            keys["min_query_count"] = o.min_query_count
+    if o.max_query_count is not None:
+        keys["max_query_count"] = o.max_query_count
+    return keys
+
+
+def render_user_conf(model: str, scenario: Scenario, keys: dict[str, float | int],
+                     header: str = "") -> str:
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    lines += [
+        f"{model}.{scenario.value}.{key} = {format_value(scenario, key, value)}"
+        for key, value in keys.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_test_settings(user_conf: Path, model: str, scenario: Scenario, mode: Mode) -> Any:
+    """TestSettings from mlperf.conf + ``user_conf`` (one FromConfig call)."""
+    import mlperf_loadgen as lg
+
+    settings = lg.TestSettings()
+    status = settings.FromConfig(str(user_conf), model, scenario.value)
+    if status != 0:
+        raise LoadGenError(
+            f"LoadGen rejected {user_conf} (FromConfig returned {status})",
+            hint="check the key names and values in that file",
+        )
+    settings.scenario = getattr(lg.TestScenario, scenario.value)
+    settings.mode = (
+        lg.TestMode.AccuracyOnly if mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
+    )
+    return settings

@@ -1,0 +1,229 @@
+"""The local SUT: batches LoadGen's samples and runs them on an in-process backend.
+
+LoadGen's issue callback only queues the work and returns (it never blocks LoadGen's
+thread). Worker threads take up to ``max_batch_size`` queued samples at a time — from
+one large Offline query or from many small Server/MultiStream queries, optionally
+waiting up to ``batch_timeout_us`` for a batch to fill — gather them from the
+SampleStore into a reused buffer, run the backend, decode the outputs into one
+response buffer per batch, and complete the batch with one QuerySamplesComplete call
+whose responses point into that buffer (kept alive until the call returns).
+
+A failed batch is never answered with made-up results: its samples are counted as
+failed, the error is recorded, and they are completed with empty (size 0) responses
+only because LoadGen has no other way to end a sample. With ``on_error="stop"`` every
+later sample is completed the same way without running it, so an INVALID run ends
+quickly. The runner marks any run with failures INVALID, with the first error as the
+reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlperf_pilot.backends.base import Backend
+from mlperf_pilot.config import SutSettings
+from mlperf_pilot.datasets.qsl import SampleStore
+from mlperf_pilot.decoders.base import Decoder
+
+_MAX_FAILED_INDICES = 1000
+
+
+@dataclass
+class SutStats:
+    """Counters the runner reads after (and a monitor reads during) a test."""
+
+    issued: int = 0
+    completed: int = 0
+    failed: int = 0
+    batches: int = 0
+    predict_s: float = 0.0
+    first_error: str | None = None
+    error_counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    failed_indices: list[int] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def _loadgen_completion() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    import mlperf_loadgen as lg
+
+    return lg.QuerySampleResponse, lg.QuerySamplesComplete
+
+
+class LocalSut:
+    """Batching SUT for LoadGen's ConstructFastSUT (``issue(ids, indices)``)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: SampleStore,
+        decoder: Decoder,
+        settings: SutSettings,
+        *,
+        completion: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.decoder = decoder
+        self.settings = settings
+        fixed = backend.fixed_batch_size
+        self.max_batch_size = (min(settings.max_batch_size, fixed) if fixed
+                               else settings.max_batch_size)
+        self._timeout_s = settings.batch_timeout_us / 1e6
+        self._response, self._complete = completion or _loadgen_completion()
+        self.stats = SutStats()
+        self._queue: collections.deque[list[Any]] = collections.deque()
+        self._queued = 0
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._failed = False
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ LoadGen callbacks
+
+    def issue(self, ids: Sequence[int], indices: Sequence[int]) -> None:
+        """LoadGen's (fast) issue callback: queue and return."""
+        idx = np.asarray(indices, dtype=np.int64)
+        with self._cv:
+            self._queue.append([ids, idx, 0])
+            self._queued += len(idx)
+            self.stats.issued += len(idx)
+            self._cv.notify()
+
+    def flush(self) -> None:
+        """LoadGen's flush callback: nothing is held back, so nothing to do."""
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stopping = False
+        self._failed = False
+        self.stats = SutStats()
+        for number in range(self.settings.workers):
+            thread = threading.Thread(target=self._work, name=f"sut-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def __enter__(self) -> LocalSut:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --------------------------------------------------------------------------- workers
+
+    def _take(self) -> tuple[Sequence[int], np.ndarray] | None:
+        with self._cv:
+            while self._queued == 0:
+                if self._stopping:
+                    return None
+                self._cv.wait()
+            if self._timeout_s > 0 and self._queued < self.max_batch_size:
+                deadline = time.monotonic() + self._timeout_s
+                while self._queued < self.max_batch_size and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cv.wait(remaining)
+            take = min(self._queued, self.max_batch_size)
+            self._queued -= take
+            id_parts: list[Sequence[int]] = []
+            idx_parts: list[np.ndarray] = []
+            need = take
+            while need:
+                head = self._queue[0]
+                ids, idx, pos = head
+                n = min(need, len(idx) - pos)
+                id_parts.append(ids[pos : pos + n])
+                idx_parts.append(idx[pos : pos + n])
+                if pos + n == len(idx):
+                    self._queue.popleft()
+                else:
+                    head[2] = pos + n
+                need -= n
+        if len(id_parts) == 1:
+            return id_parts[0], idx_parts[0]
+        return list(itertools.chain.from_iterable(id_parts)), np.concatenate(idx_parts)
+
+    def _work(self) -> None:
+        shape = (self.max_batch_size, *self.store.dataset.sample_shape)
+        buffer = np.empty(shape, dtype=self.store.dataset.dtype)
+        while True:
+            work = self._take()
+            if work is None:
+                return
+            ids, idx = work
+            try:
+                self._run_batch(ids, idx, buffer)
+            except BaseException as exc:  # the worker must survive to answer LoadGen
+                self._record_failure(idx, exc)
+                self._complete_empty(ids)
+
+    def _run_batch(self, ids: Sequence[int], idx: np.ndarray, buffer: np.ndarray) -> None:
+        if self._failed and self.settings.on_error == "stop":
+            self._record_skipped(idx)
+            self._complete_empty(ids)
+            return
+        try:
+            batch = self.store.gather(idx, buffer)
+            started = time.perf_counter()
+            outputs = self.backend.predict(batch)
+            self.stats.predict_s += time.perf_counter() - started
+            responses = self.decoder.decode(outputs, idx)
+        except Exception as exc:
+            self._record_failure(idx, exc)
+            self._complete_empty(ids)
+            return
+        base = responses.buffer.ctypes.data
+        make = self._response
+        triples = zip(ids, responses.offsets, responses.sizes, strict=True)
+        self._complete([make(i, base + o, s) for i, o, s in triples])
+        # ``responses`` stays referenced until here, after QuerySamplesComplete returned
+        self.stats.completed += len(ids)
+        self.stats.batches += 1
+
+    # ---------------------------------------------------------------------------- errors
+
+    def _complete_empty(self, ids: Sequence[int]) -> None:
+        make = self._response
+        self._complete([make(i, 0, 0) for i in ids])
+
+    def _record_failure(self, idx: np.ndarray, exc: BaseException) -> None:
+        text = getattr(exc, "message", None) or str(exc).strip().splitlines()[0:1]
+        if isinstance(text, list):
+            text = text[0] if text else ""
+        message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        with self._cv:
+            self._failed = True
+            self.stats.failed += len(idx)
+            self.stats.error_counts[message] += len(idx)
+            if self.stats.first_error is None:
+                self.stats.first_error = message
+            room = _MAX_FAILED_INDICES - len(self.stats.failed_indices)
+            if room > 0:
+                self.stats.failed_indices.extend(int(i) for i in idx[:room])
+
+    def _record_skipped(self, idx: np.ndarray) -> None:
+        with self._cv:
+            self.stats.failed += len(idx)
+            self.stats.error_counts["not run after an earlier failure (on_error=stop)"] += len(idx)

@@ -1,0 +1,211 @@
+"""One LoadGen test in its own process.
+
+LoadGen reads mlperf.conf only on the first ``TestSettings.FromConfig`` call of a
+process; every later call skips it and logs "Multiple conf files are used", which the
+submission checker rejects. So, as the reference does, each (scenario, mode) test runs
+in a fresh process: ``python -m mlperf_pilot.testproc JOB.json``. The parent
+(:mod:`mlperf_pilot.runner`) writes the job, reads ``progress N`` lines from the
+child's stdout for its progress bar, and reads back the RunRecord the child writes
+next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from mlperf_pilot.accuracy import compute_accuracy
+from mlperf_pilot.backends import LoadOptions, create_backend
+from mlperf_pilot.catalog import load_catalog
+from mlperf_pilot.config import Mode, RunSpec, Scenario
+from mlperf_pilot.datasets.prepared import NpyDirDataset
+from mlperf_pilot.datasets.qsl import SampleStore
+from mlperf_pilot.decoders import create_decoder
+from mlperf_pilot.errors import MlperfPilotError
+from mlperf_pilot.loadgen.logs import read_result
+from mlperf_pilot.loadgen.run import run_loadgen
+from mlperf_pilot.loadgen.settings import make_test_settings
+from mlperf_pilot.report.text import reference_line
+from mlperf_pilot.results.layout import ScenarioPaths
+from mlperf_pilot.results.records import (
+    STATUS_FAILED,
+    STATUS_INVALID,
+    STATUS_VALID,
+    AccuracyRecord,
+    RunRecord,
+    write_record,
+)
+from mlperf_pilot.sut.local import LocalSut
+
+
+class DatasetRef(BaseModel):
+    """Enough to reopen a preprocessed dataset in another process."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    folder: Path
+    count: int
+    sample_shape: tuple[int, ...]
+    dtype: str
+    labels: list[int]
+    library: str
+
+    @classmethod
+    def of(cls, dataset: NpyDirDataset) -> DatasetRef:
+        return cls(folder=dataset.folder, count=dataset.count,
+                   sample_shape=tuple(dataset.sample_shape), dtype=str(dataset.dtype),
+                   labels=[int(v) for v in dataset.labels], library=dataset.library)
+
+    def open(self) -> NpyDirDataset:
+        return NpyDirDataset(
+            folder=self.folder, count=self.count, sample_shape=self.sample_shape,
+            dtype=np.dtype(self.dtype), labels=np.asarray(self.labels, dtype=np.int64),
+            library=self.library, built_now=0,
+        )
+
+
+class LoadGenJob(BaseModel):
+    """Everything the child needs to run one test and write its record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    spec: RunSpec
+    model: str
+    format_id: str
+    backend: str
+    system: str
+    model_path: Path | None
+    dataset: DatasetRef
+    scenario: Scenario
+    mode: Mode
+    scenario_root: Path
+    threads: int
+    audit_config: Path | None = None
+    progress_interval_s: float = 0.25
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _emit_progress(count: int) -> None:
+    sys.stdout.write(f"progress {count}\n")
+    sys.stdout.flush()
+
+
+def run_test(job: LoadGenJob) -> RunRecord:
+    """Run the job's LoadGen test in this process and write its RunRecord."""
+    card = load_catalog().model(job.model)
+    fmt = card.format(job.format_id)
+    paths = ScenarioPaths(job.scenario_root)
+    log_dir = paths.log_dir(job.mode)
+    if log_dir.exists():
+        shutil.rmtree(log_dir)
+    backend = create_backend(job.backend)
+    record = RunRecord(
+        model=card.name, mlperf_model=card.mlperf_model, backend=job.backend,
+        backend_version=backend.version(), device=job.spec.device.value,
+        device_in_use="(not loaded)", system=job.system, scenario=job.scenario.value,
+        mode=job.mode.value, log_dir=str(log_dir), started=_now(),
+    )
+    started = time.monotonic()
+    try:
+        if job.model_path is not None or job.backend == "null":
+            backend.load(LoadOptions(
+                model_path=job.model_path or Path("none"), inputs=fmt.inputs,
+                outputs=fmt.postprocess.outputs, device=job.spec.device, threads=job.threads,
+            ))
+        record.device_in_use = backend.device_in_use
+        dataset = job.dataset.open()
+        store = SampleStore(dataset)
+        sut = LocalSut(backend, store, create_decoder(fmt.postprocess), job.spec.sut)
+        settings = make_test_settings(paths.user_conf, card.mlperf_model, job.scenario, job.mode)
+        with sut:
+            run_loadgen(
+                sut, store, settings, log_dir,
+                performance_sample_count=card.performance_sample_count,
+                audit_config=job.audit_config,
+                monitor=lambda: _emit_progress(sut.stats.completed + sut.stats.failed),
+                monitor_interval_s=job.progress_interval_s,
+            )
+        _conclude(record, log_dir, job, sut, store, dataset, card.accuracy.metric)
+    except MlperfPilotError as exc:
+        record.status = STATUS_FAILED
+        record.reasons.append(exc.message)
+    except KeyboardInterrupt:
+        record.status = STATUS_FAILED
+        record.reasons.append("interrupted; the partial logs are kept")
+    finally:
+        backend.close()
+        record.finished = _now()
+        record.duration_s = round(time.monotonic() - started, 3)
+        write_record(record, paths.record(job.mode))
+    return record
+
+
+def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,
+              store: SampleStore, dataset: NpyDirDataset, metric: str) -> None:
+    result = read_result(log_dir)
+    loadgen = result.model_dump(mode="json")
+    record.loadgen = loadgen
+    record.metric_name = result.metric_name
+    record.metric_value = result.metric_value
+    record.metric_unit = result.metric_unit
+    reasons: list[str] = []
+    stats = sut.stats
+    record.samples_failed = stats.failed
+    record.errors = dict(stats.error_counts)
+    if stats.failed:
+        reasons.append(f"{stats.failed} sample(s) failed: {stats.first_error}")
+    if store.error:
+        reasons.append(store.error)
+    if job.mode is Mode.PERFORMANCE:
+        reasons.extend(loadgen_reasons(result))
+        record.reference_line = reference_line(record.scenario, loadgen)
+    else:
+        accuracy = compute_accuracy(metric, log_dir / "mlperf_log_accuracy.json", dataset.labels)
+        (log_dir / "accuracy.txt").write_text(accuracy.text, encoding="utf-8")
+        record.accuracy = AccuracyRecord(
+            metric=accuracy.metric, value=accuracy.value, text=accuracy.text.strip(),
+            total=accuracy.total, empty=accuracy.empty,
+        )
+        if accuracy.total != dataset.count:
+            reasons.append(f"the accuracy log covers {accuracy.total} of {dataset.count} samples")
+    reasons.extend(f"LoadGen error: {m}" for m in result.error_messages)
+    record.reasons.extend(reasons)
+    record.status = STATUS_INVALID if reasons else STATUS_VALID
+
+
+def loadgen_reasons(result: Any) -> list[str]:
+    """Why LoadGen judged a performance run INVALID, in words."""
+    if result.valid is not False:
+        return []
+    checks = {
+        "min duration": result.min_duration_met,
+        "min queries": result.min_queries_met,
+        "early stopping": result.early_stopping_met,
+        "latency constraint": result.performance_constraints_met,
+    }
+    failed = [name for name, met in checks.items() if met is False]
+    what = ", ".join(failed) if failed else "see mlperf_log_summary.txt"
+    hint = f" ({result.invalid_reason.strip()})" if result.invalid_reason else ""
+    return [f"LoadGen: INVALID, {what} not satisfied{hint}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m mlperf_pilot.testproc JOB.json\n")
+        return 2
+    job = LoadGenJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
+    record = run_test(job)
+    return 0 if record.status != STATUS_FAILED else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

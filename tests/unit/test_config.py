@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlperf_pilot.config import (
+    ALL_SCENARIOS,
+    Device,
+    Mode,
+    RunSpec,
+    Scenario,
+    build_run_spec,
+    load_config_file,
+    parse_set_option,
+)
+from mlperf_pilot.errors import EXIT_USAGE, ConfigError, UnknownPluginError
+from mlperf_pilot.runner import resolve_spec
+
+
+def test_scenarios_accept_all_lists_and_any_case() -> None:
+    assert RunSpec(scenarios="all").scenarios == ALL_SCENARIOS
+    spec = RunSpec(scenarios=["offline", "single-stream", "Offline"])
+    assert spec.scenarios == (Scenario.OFFLINE, Scenario.SINGLE_STREAM)
+    assert RunSpec(scenarios="Server,MultiStream").scenarios == (
+        Scenario.SERVER, Scenario.MULTI_STREAM)
+
+
+def test_modes_both_and_device_gpu_alias() -> None:
+    spec = RunSpec(modes="both", device="gpu")
+    assert spec.modes == (Mode.ACCURACY, Mode.PERFORMANCE)
+    assert spec.device is Device.CUDA
+
+
+def test_unknown_scenario_is_a_config_error_with_the_valid_names() -> None:
+    with pytest.raises(ConfigError) as info:
+        RunSpec(scenarios=["Offlin"])
+    assert "Offlin" in info.value.message
+    assert "SingleStream" in (info.value.hint or "")
+    assert info.value.exit_code == EXIT_USAGE
+
+
+def test_set_option_reaches_nested_fields_and_parses_values() -> None:
+    assert parse_set_option("sut.max_batch_size=16") == {"sut": {"max_batch_size": 16}}
+    assert parse_set_option("loadgen.target_qps=2.5") == {"loadgen": {"target_qps": 2.5}}
+    assert parse_set_option("scenarios=[Offline, Server]") == {"scenarios": ["Offline", "Server"]}
+
+
+def test_set_option_rejects_unknown_keys_listing_valid_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_set_option("sut.max_batch=4")
+    assert "sut.max_batch" in info.value.message
+    assert "max_batch_size" in (info.value.hint or "")
+    with pytest.raises(ConfigError):
+        parse_set_option("no_equals_sign")
+
+
+def test_bad_values_are_one_line_config_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_run_spec([{"sut": {"max_batch_size": 0}}])
+    assert "sut.max_batch_size" in info.value.message
+    assert "\n" not in info.value.message
+    with pytest.raises(ConfigError) as info:
+        build_run_spec([{"typo_key": 1}])
+    assert "typo_key" in info.value.message and "unknown setting" in info.value.message
+
+
+def test_layers_later_wins_and_nested_merge() -> None:
+    spec = build_run_spec([
+        {"sut": {"max_batch_size": 4, "workers": 2}},
+        {"sut": {"max_batch_size": 16}},
+    ])
+    assert spec.sut.max_batch_size == 16 and spec.sut.workers == 2
+
+
+def test_card_run_defaults_are_the_lowest_layer() -> None:
+    demo = resolve_spec([])
+    assert demo.model == "efficientnet-lite0-demo"
+    assert demo.scenarios == (Scenario.OFFLINE, Scenario.SINGLE_STREAM)
+    assert demo.test_duration_ms == 1500
+    resnet = resolve_spec([{"model": "resnet50"}, {"sut": {"max_batch_size": 4}}])
+    assert resnet.scenarios == (Scenario.OFFLINE,)
+    assert resnet.sut.max_batch_size == 4  # the flag beats the card's 32
+
+
+def test_unknown_model_lists_the_catalog() -> None:
+    with pytest.raises(UnknownPluginError) as info:
+        resolve_spec([{"model": "resnet5"}])
+    assert "resnet50" in (info.value.hint or "") and "retinanet" in (info.value.hint or "")
+
+
+def test_config_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config_file(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config_file(listy)
+    good = tmp_path / "good.yaml"
+    good.write_text("model: resnet50\nsut:\n  max_batch_size: 8\n")
+    assert load_config_file(good) == {"model": "resnet50", "sut": {"max_batch_size": 8}}
