@@ -133,6 +133,14 @@ class SutSettings(_Frozen):
     # After a failed inference: "stop" completes every later sample without running it
     # (the run is INVALID either way and ends quickly); "continue" keeps trying.
     on_error: str = Field(default="stop", pattern="^(stop|continue)$")
+    # Busy-waiting backend threads: "auto" = on, except in Server, where LoadGen's issue
+    # thread needs the cores.
+    spin_wait: str = Field(default="auto", pattern="^(auto|on|off)$")
+
+    def spin_for(self, scenario: str) -> bool:
+        if self.spin_wait == "auto":
+            return scenario != "Server"
+        return self.spin_wait == "on"
 
 
 class RunSpec(_Frozen):

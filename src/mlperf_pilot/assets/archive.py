@@ -50,6 +50,8 @@ def _extract_tar(archive: Path, dest: Path, wanted: set[str] | None) -> list[Pat
             _missing(wanted, (m.name for m in chosen), archive)
             for member in chosen:  # refuse the whole archive before writing anything
                 try:
+                    if member.name.startswith(("/", "\\")):
+                        raise tarfile.AbsolutePathError(member)
                     tarfile.data_filter(member, str(dest))
                 except tarfile.FilterError as exc:
                     raise AssetError(

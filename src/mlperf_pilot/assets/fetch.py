@@ -163,7 +163,7 @@ def _fetch_into(client: httpx.Client, url: str, part: Path, task: ProgressTask) 
             total = (int(length) + (offset if resumed else 0)) if length else None
             task.update(completed=hasher.size, total=total)
             with part.open("ab" if resumed else "wb") as handle:
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as it arrives: a cut keeps it
                     handle.write(chunk)
                     hasher.update(chunk)
                     task.advance(len(chunk))

@@ -30,6 +30,9 @@ class LoadOptions:
     outputs: Sequence[str]  # returned by predict() in this order
     device: Device = Device.CPU
     threads: int = 1  # intra-op threads for this backend instance
+    # let idle worker threads busy-wait for the next op (lower latency, but they hold
+    # their cores); off where LoadGen's own threads need the CPU (Server)
+    spin_wait: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 
