@@ -40,7 +40,7 @@ def test_explicit_overrides_win() -> None:
     got = keys(Scenario.SERVER, loadgen={"target_qps": 42.0, "target_latency_ms": 20,
                                          "min_duration_ms": 100, "max_query_count": 10})
     assert got == {"min_duration": 100, "target_qps": 42.0, "target_latency": 20,
-                   "max_query_count": 10}
+                   "min_query_count": 662, "max_query_count": 10}
 
 
 def test_a_small_dataset_caps_the_performance_sample_count() -> None:
