@@ -86,3 +86,28 @@ def test_missing_and_corrupt_images_name_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a jpeg at all")
     with pytest.raises(DatasetError, match=r"bad\.jpg"):
         preprocess_image(bad, recipe, "pillow")
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("cv2"), reason="no OpenCV")
+def test_opencv_vgg_recipe_gives_the_reference_pixels(tmp_path: Path) -> None:
+    """The resnet50 ONNX recipe, computed step by step as the reference describes it:
+    cv2.imread, BGR->RGB, INTER_AREA resize of the short side to int(224/0.875),
+    int() center crop, float32 minus the RGB means, HWC->CHW."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(path, quality=90)
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    short = int(100.0 * 224 / 87.5)
+    h, w = img.shape[:2]
+    size = (int(short * w / h), short) if w > h else (short, int(short * h / w))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    top, left = int((h - 224) / 2), int((w - 224) / 2)
+    img = img[top:top + 224, left:left + 224].astype(np.float32)
+    expected = (img - np.array([123.68, 116.78, 103.94], np.float32)).transpose(2, 0, 1)
+    got = preprocess_image(path, load_catalog().recipe("imagenet-vgg-nchw"), "opencv")
+    np.testing.assert_array_equal(got, expected)
+    pillow = preprocess_image(path, load_catalog().recipe("imagenet-vgg-nchw"), "pillow")
+    assert pillow.shape == got.shape  # the fallback differs in pixels, not in shape
