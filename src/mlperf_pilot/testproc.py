@@ -12,6 +12,7 @@ next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``
 from __future__ import annotations
 
 import datetime as _dt
+import resource
 import shutil
 import sys
 import time
@@ -28,7 +29,7 @@ from mlperf_pilot.config import Mode, RunSpec, Scenario
 from mlperf_pilot.datasets.prepared import NpyDirDataset
 from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders import create_decoder
-from mlperf_pilot.errors import MlperfPilotError
+from mlperf_pilot.errors import BackendError, MlperfPilotError
 from mlperf_pilot.loadgen.logs import read_result
 from mlperf_pilot.loadgen.run import run_loadgen
 from mlperf_pilot.loadgen.settings import make_test_settings
@@ -126,6 +127,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
         store = SampleStore(dataset)
         sut = LocalSut(backend, store, create_decoder(fmt.postprocess), job.spec.sut)
         settings = make_test_settings(paths.user_conf, card.mlperf_model, job.scenario, job.mode)
+        warm_up(backend, dataset, sut.max_batch_size)
         with sut:
             run_loadgen(
                 sut, store, settings, log_dir,
@@ -145,8 +147,23 @@ def run_test(job: LoadGenJob) -> RunRecord:
         backend.close()
         record.finished = _now()
         record.duration_s = round(time.monotonic() - started, 3)
+        record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         write_record(record, paths.record(job.mode))
     return record
+
+
+def warm_up(backend: Any, dataset: NpyDirDataset, max_batch_size: int, rounds: int = 2) -> None:
+    """Untimed inferences before LoadGen starts, as the reference does: the first calls
+    of a fresh session pay for memory arenas and kernel selection."""
+    sample = np.ascontiguousarray(dataset.read(0))[None]
+    batch = np.ascontiguousarray(np.repeat(sample, max_batch_size, axis=0))
+    try:
+        for _ in range(rounds):
+            backend.predict(sample)
+            if max_batch_size > 1:
+                backend.predict(batch)
+    except Exception as exc:
+        raise BackendError(f"inference failed during warm-up: {type(exc).__name__}: {exc}") from exc
 
 
 def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,

@@ -109,3 +109,21 @@ def test_sample_store_load_never_raises_into_loadgen() -> None:
     assert store.error and "sample 1 cannot be read" in store.error
     with pytest.raises(DatasetError, match="cannot be read"):
         store.gather(np.array([1]))
+
+
+def test_plan_batches_covers_every_sample_once_mostly_without_copies() -> None:
+    rng = np.random.default_rng(3)
+    samples = np.zeros((64, 2), np.float32)
+    store = SampleStore(ArrayDataset(samples, np.zeros(64, np.int64)))
+    store.load(list(range(64)))
+    query = rng.integers(0, 64, size=3000)  # an Offline query repeats loaded samples
+    batches = store.plan_batches(query, 8)
+    positions = np.concatenate(batches)
+    assert sorted(positions.tolist()) == list(range(3000))
+    assert all(len(b) <= 8 for b in batches)
+    assert sum(len(b) < 8 for b in batches) <= 1  # leftovers are packed into full batches
+    views = 0
+    for batch in batches:
+        got = store.gather(query[batch], np.empty((8, 2), np.float32))
+        views += np.shares_memory(got, store._data)
+    assert views / len(batches) > 0.8

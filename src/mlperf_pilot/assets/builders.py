@@ -76,12 +76,87 @@ def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
     )
 
 
+def _resnet50_v15(torch: Any, classes: int) -> Any:
+    """ResNet-50 v1.5 (stride on the 3x3 conv of each bottleneck), random weights."""
+    nn = torch.nn
+
+    class Bottleneck(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+            super().__init__()
+            width, out = planes, planes * 4
+            self.body = nn.Sequential(
+                nn.Conv2d(inplanes, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(), nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out),
+            )
+            self.skip = (nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
+                                       nn.BatchNorm2d(out))
+                         if stride != 1 or inplanes != out else nn.Identity())
+            self.relu = nn.ReLU()
+
+        def forward(self, x: Any) -> Any:
+            return self.relu(self.body(x) + self.skip(x))
+
+    class ResNet50(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[Any] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                                 nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+            inplanes = 64
+            for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+                for block in range(blocks):
+                    layers.append(Bottleneck(inplanes, planes, stride if block == 0 else 1))
+                    inplanes = planes * 4
+            self.features = nn.Sequential(*layers)
+            self.fc = nn.Linear(2048, classes)
+
+        def forward(self, x: Any) -> Any:
+            pooled = torch.flatten(torch.mean(self.features(x), dim=(2, 3)), 1)
+            probs = torch.softmax(self.fc(pooled), dim=1)
+            return torch.argmax(probs, dim=1), probs
+
+    return ResNet50()
+
+
+def build_resnet50_synthetic_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
+    """A ResNet-50 v1.5 graph with random weights and the MLPerf ONNX interface
+    (``input_tensor:0`` → ``ArgMax:0``, ``softmax_tensor:0``): real cost, meaningless
+    answers. For timing where the official weights cannot be had."""
+    purpose = "building the synthetic ResNet-50"
+    torch = _require("torch", "torch==2.13.0", "demo", purpose)
+    assert fmt.build is not None
+    seed = int(fmt.build.params.get("seed", 0))
+    opset = int(fmt.build.params.get("opset", 17))
+    torch.manual_seed(seed)
+    model = _resnet50_v15(torch, classes=1001).eval()
+    input_name = fmt.inputs[0].name
+    out_path = folder / fmt.file_name
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        example = torch.zeros(1, *fmt.inputs[0].shape[1:])
+        torch.onnx.export(
+            model, example, str(out_path), dynamo=False, opset_version=opset,
+            input_names=[input_name], output_names=list(fmt.outputs),
+            dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},
+        )
+        probe = torch.from_numpy(np.random.default_rng(seed).standard_normal(
+            (2, *fmt.inputs[0].shape[1:])).astype(np.float32))
+        with torch.no_grad():
+            expected = model(probe)[1].numpy()
+    _check_onnx_matches(out_path, input_name, probe.numpy(), expected, output=fmt.outputs[1])
+    return BuildResult(
+        main=fmt.file_name, source=f"ResNet-50 v1.5 with random weights (seed {seed}), torch "
+        f"{torch.__version__}",
+        meta={"builder": fmt.build.builder, "opset": opset, "seed": seed},
+    )
+
+
 def _check_onnx_matches(path: Path, input_name: str, probe: np.ndarray,
-                        expected: np.ndarray) -> None:
+                        expected: np.ndarray, output: str | None = None) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {input_name: probe})[0]
+    got = session.run([output] if output else None, {input_name: probe})[0]
     worst = float(np.max(np.abs(got - expected)))
     if worst > 1e-3:
         raise AssetError(
@@ -92,6 +167,7 @@ def _check_onnx_matches(path: Path, input_name: str, probe: np.ndarray,
 
 BUILDERS: dict[str, Builder] = {
     "efficientnet-lite0-onnx": build_efficientnet_lite0_onnx,
+    "resnet50-synthetic-onnx": build_resnet50_synthetic_onnx,
 }
 
 

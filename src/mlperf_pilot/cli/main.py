@@ -308,6 +308,40 @@ def list_command(state: State, what: str, as_json: bool) -> None:
     stdout.print(simple_table(what, columns, rows))
 
 
+# --------------------------------------------------------------------------------- bench
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--model", "models", multiple=True,
+              help="Models for the per-model benchmarks (default resnet50-synthetic and the "
+              "demo model).")
+@click.option("--quick", is_flag=True, help="The smoke version: seconds, not minutes.")
+@click.option("--server-latency-ms", type=int,
+              help="Server latency bound for the search (default: the model card's).")
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the figures as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_state
+def bench(state: State, names: Sequence[str], models: Sequence[str], quick: bool,
+          server_latency_ms: int | None, out: Path | None, as_json: bool) -> None:
+    """Measure the harness against the raw backend (benchmarks: offline, single,
+    ceiling, server, preprocess, memory, scaling; default all but scaling)."""
+    from mlperf_pilot.bench.report import render_markdown
+    from mlperf_pilot.bench.suite import BENCHMARKS, MODELS, run_suite
+
+    chosen = list(names) or [n for n in BENCHMARKS if n != "scaling"]
+    results = run_suite(chosen, models=tuple(models) or MODELS, quick=quick,
+                        cache=state.cache(), server_latency_ms=server_latency_ms,
+                        progress=_PlainProgress())
+    text = json.dumps(results, indent=2, default=str)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        sys.stdout.write(text + "\n")
+    else:
+        stdout.print(render_markdown(results), markup=False)
+
+
 # ---------------------------------------------------------------------------- entry point
 
 

@@ -65,18 +65,50 @@ class SampleStore:
             self._data = np.empty((0, *self.dataset.sample_shape), dtype=self.dataset.dtype)
 
     def gather(self, indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The batch for ``indices``; a view for one sample, else one take into ``out``."""
+        """The batch for ``indices``: a view when they sit in consecutive rows (always for
+        one sample), else one take into ``out``."""
         slots = self._slot[indices]
         if slots.size and slots.min() < 0:
             absent = int(indices[int(np.argmin(slots))])
             raise DatasetError(
                 f"sample {absent} was not loaded" + (f" ({self.error})" if self.error else "")
             )
-        if slots.size == 1:
-            row = int(slots[0])
-            return self._data[row : row + 1]
+        first = int(slots[0]) if slots.size else 0
+        if slots.size == 1 or (slots.size and int(slots[-1]) - first == slots.size - 1
+                               and bool(np.all(np.diff(slots) == 1))):
+            return self._data[first : first + slots.size]
         if out is None:
             return np.take(self._data, slots, axis=0)
         target = out[: slots.size]
         np.take(self._data, slots, axis=0, out=target)
         return target
+
+    def plan_batches(self, indices: np.ndarray, batch_size: int) -> list[np.ndarray]:
+        """Split a large query into batches that ``gather`` can mostly serve as views.
+
+        The SUT may answer an Offline query's samples in any order. Sorted by their row,
+        taking each row once per round (a query repeats every loaded sample many times),
+        the positions form long runs of consecutive rows; every full run of
+        ``batch_size`` becomes a zero-copy batch, the leftovers are packed into full
+        batches that are gathered. Returns positions into ``indices``, per batch.
+        """
+        slots = self._slot[indices]
+        by_slot = np.argsort(slots, kind="stable")
+        sorted_slots = slots[by_slot]
+        starts = np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]])
+        counts = np.diff(np.r_[starts, sorted_slots.size])
+        rank = np.arange(sorted_slots.size) - np.repeat(starts, counts)
+        order = by_slot[np.lexsort((sorted_slots, rank))]
+        ordered = slots[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        batches: list[np.ndarray] = []
+        leftovers: list[np.ndarray] = []
+        for run in np.split(order, breaks):
+            full = run.size - run.size % batch_size
+            batches.extend(run[i : i + batch_size] for i in range(0, full, batch_size))
+            if full < run.size:
+                leftovers.append(run[full:])
+        if leftovers:
+            rest = np.concatenate(leftovers)
+            batches.extend(rest[i : i + batch_size] for i in range(0, rest.size, batch_size))
+        return batches

@@ -49,6 +49,7 @@ class RunRecord(BaseModel):
     started: str
     finished: str | None = None
     duration_s: float | None = None
+    peak_rss_mb: float | None = None  # of the process that ran the LoadGen test
     loadgen: dict[str, Any] | None = None  # the parsed LoadGenResult
     reference_line: str | None = None
 

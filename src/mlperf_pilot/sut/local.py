@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders.base import Decoder
 
 _MAX_FAILED_INDICES = 1000
+_STOP = object()
 
 
 @dataclass
@@ -81,10 +83,8 @@ class LocalSut:
         self._timeout_s = settings.batch_timeout_us / 1e6
         self._response, self._complete = completion or _loadgen_completion()
         self.stats = SutStats()
-        self._queue: collections.deque[list[Any]] = collections.deque()
-        self._queued = 0
-        self._cv = threading.Condition()
-        self._stopping = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._failed = False
         self._threads: list[threading.Thread] = []
 
@@ -93,11 +93,8 @@ class LocalSut:
     def issue(self, ids: Sequence[int], indices: Sequence[int]) -> None:
         """LoadGen's (fast) issue callback: queue and return."""
         idx = np.asarray(indices, dtype=np.int64)
-        with self._cv:
-            self._queue.append([ids, idx, 0])
-            self._queued += len(idx)
-            self.stats.issued += len(idx)
-            self._cv.notify()
+        self.stats.issued += len(idx)
+        self._queue.put((ids, idx))
 
     def flush(self) -> None:
         """LoadGen's flush callback: nothing is held back, so nothing to do."""
@@ -107,7 +104,6 @@ class LocalSut:
     def start(self) -> None:
         if self._threads:
             return
-        self._stopping = False
         self._failed = False
         self.stats = SutStats()
         for number in range(self.settings.workers):
@@ -116,9 +112,8 @@ class LocalSut:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
+        for _ in self._threads:
+            self._queue.put(_STOP)
         for thread in self._threads:
             thread.join()
         self._threads = []
@@ -133,37 +128,54 @@ class LocalSut:
     # --------------------------------------------------------------------------- workers
 
     def _take(self) -> tuple[Sequence[int], np.ndarray] | None:
-        with self._cv:
-            while self._queued == 0:
-                if self._stopping:
-                    return None
-                self._cv.wait()
-            if self._timeout_s > 0 and self._queued < self.max_batch_size:
-                deadline = time.monotonic() + self._timeout_s
-                while self._queued < self.max_batch_size and not self._stopping:
+        """The next batch: up to ``max_batch_size`` samples from one or more queued
+        queries (waiting up to the batch timeout for more); None when stopping."""
+        item = self._queue.get()
+        if item is _STOP:
+            return None
+        ids, idx = item
+        limit = self.max_batch_size
+        if len(idx) > limit:
+            return self._split(ids, idx)
+        if len(idx) == limit:
+            return ids, idx
+        id_parts, idx_parts, have = [ids], [idx], len(idx)
+        deadline = time.monotonic() + self._timeout_s if self._timeout_s > 0 else 0.0
+        while have < limit:
+            try:
+                if deadline:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._cv.wait(remaining)
-            take = min(self._queued, self.max_batch_size)
-            self._queued -= take
-            id_parts: list[Sequence[int]] = []
-            idx_parts: list[np.ndarray] = []
-            need = take
-            while need:
-                head = self._queue[0]
-                ids, idx, pos = head
-                n = min(need, len(idx) - pos)
-                id_parts.append(ids[pos : pos + n])
-                idx_parts.append(idx[pos : pos + n])
-                if pos + n == len(idx):
-                    self._queue.popleft()
+                    item = self._queue.get(timeout=remaining)
                 else:
-                    head[2] = pos + n
-                need -= n
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)  # keep it for the loop above
+                break
+            more_ids, more_idx = item
+            room = limit - have
+            if len(more_idx) > room:
+                self._queue.put((more_ids[room:], more_idx[room:]))
+                more_ids, more_idx = more_ids[:room], more_idx[:room]
+            id_parts.append(more_ids)
+            idx_parts.append(more_idx)
+            have += len(more_idx)
         if len(id_parts) == 1:
-            return id_parts[0], idx_parts[0]
+            return ids, idx
         return list(itertools.chain.from_iterable(id_parts)), np.concatenate(idx_parts)
+
+    def _split(self, ids: Sequence[int], idx: np.ndarray) -> tuple[Sequence[int], np.ndarray]:
+        """A large (Offline) query: planned into batches served mostly without copies;
+        the first is returned, the rest queued for any worker."""
+        id_array = np.asarray(ids, dtype=np.uint64)
+        batches = self.store.plan_batches(idx, self.max_batch_size)
+        for positions in batches[1:]:
+            self._queue.put((id_array[positions].tolist(), idx[positions]))
+        first = batches[0]
+        return id_array[first].tolist(), idx[first]
 
     def _work(self) -> None:
         shape = (self.max_batch_size, *self.store.dataset.sample_shape)
@@ -213,7 +225,7 @@ class LocalSut:
         if isinstance(text, list):
             text = text[0] if text else ""
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        with self._cv:
+        with self._lock:
             self._failed = True
             self.stats.failed += len(idx)
             self.stats.error_counts[message] += len(idx)
@@ -224,6 +236,6 @@ class LocalSut:
                 self.stats.failed_indices.extend(int(i) for i in idx[:room])
 
     def _record_skipped(self, idx: np.ndarray) -> None:
-        with self._cv:
+        with self._lock:
             self.stats.failed += len(idx)
             self.stats.error_counts["not run after an earlier failure (on_error=stop)"] += len(idx)
