@@ -65,11 +65,15 @@ class ExecutionMode(str, enum.Enum):
 
     ``test``: short runs (``test_duration_ms``) with targets estimated from a warm-up when
     none are given; results are for trying things out.
-    ``valid``: the official durations and query counts from mlperf.conf; targets must be
-    given (``--target-qps``/``--target-latency-ms``) or come from calibration.
+    ``find``: short performance runs that measure what the system sustains and write the
+    targets file (calibration).
+    ``valid``: the official durations and query counts from mlperf.conf, with targets
+    from the flags, else the targets file, else the warm-up; an INVALID run is rerun
+    with an adjusted target (``max_reruns``).
     """
 
     TEST = "test"
+    FIND = "find"
     VALID = "valid"
 
 
@@ -164,6 +168,15 @@ class RunSpec(_Frozen):
     system_name: str | None = None  # None = "<backend>-<device>"
     cache_dir: Path | None = None
     preprocess_workers: int = Field(default=0, ge=0)  # 0 = number of usable cores
+    # calibration targets (default ./mlperf-pilot-targets.yaml) and automatic reruns
+    targets_file: Path | None = None
+    max_reruns: int = Field(default=1, ge=0)
+    # the MLPerf round whose rules apply (compliance tests, submission layout)
+    round: str = "v6.1"
+    # run the round's compliance tests after each scenario's runs
+    compliance: bool = False
+    # the tests to run (default: those the round requires for the benchmark)
+    compliance_tests: tuple[str, ...] | None = None
 
     @field_validator("scenarios", mode="before")
     @classmethod
@@ -174,6 +187,19 @@ class RunSpec(_Frozen):
     @classmethod
     def _modes(cls, value: Any) -> Any:
         return _parse_list(value, _mode_items)
+
+    @field_validator("compliance_tests", mode="before")
+    @classmethod
+    def _compliance_tests(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            tests = tuple(v.strip().upper() for v in value)
+            unknown = [t for t in tests if t not in ("TEST01", "TEST04", "TEST05")]
+            if unknown:
+                raise ValueError(f"unknown compliance test {unknown[0]} (TEST01, TEST04, TEST05)")
+            return tests
+        return value
 
     @field_validator("device", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,10 +29,29 @@ from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.assets.models import resolve_model
 from mlperf_pilot.backends import LoadOptions, backend_class, create_backend
 from mlperf_pilot.backends.base import Backend
+from mlperf_pilot.calibration import (
+    DEFAULT_TARGETS_FILE,
+    SERVER_MARGIN,
+    TargetsFile,
+    adjust,
+    target_from_find,
+)
 from mlperf_pilot.catalog import Catalog, DatasetCard, ModelCard, ModelFormat, PreprocessSpec
 from mlperf_pilot.catalog import load_catalog as _load_catalog
+from mlperf_pilot.compliance.run import (
+    FAIL,
+    PASS,
+    SUPPORTED,
+    CompliancePaths,
+    ComplianceRecord,
+    VerifyInputs,
+    definitions,
+    finish_and_verify,
+    prepare_run,
+)
 from mlperf_pilot.config import (
     Device,
+    ExecutionMode,
     Mode,
     RunSpec,
     Scenario,
@@ -47,15 +67,24 @@ from mlperf_pilot.datasets.prepared import (
 )
 from mlperf_pilot.datasets.resolve import resolve_dataset
 from mlperf_pilot.decoders import Decoder, create_decoder
-from mlperf_pilot.errors import BackendError, ConfigError, MlperfPilotError
+from mlperf_pilot.errors import BackendError, ComplianceError, ConfigError, MlperfPilotError
 from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.results.provenance import collect_versions
-from mlperf_pilot.results.records import STATUS_FAILED, RunRecord, read_record, write_record
+from mlperf_pilot.results.records import (
+    STATUS_FAILED,
+    STATUS_INVALID,
+    STATUS_VALID,
+    RunRecord,
+    read_record,
+    write_record,
+)
+from mlperf_pilot.submission.rounds import load_round
 from mlperf_pilot.testproc import DatasetRef, LoadGenJob
 
 WARMUP_BUDGET_S = 3.0
+FIND_SERVER_PROBES = 4
 
 
 def _now() -> str:
@@ -151,10 +180,14 @@ class RunSummary:
     model_source: str = ""
     dataset_source: str = ""
     notes: list[str] = field(default_factory=list)
+    compliance: list[ComplianceRecord] = field(default_factory=list)
+    targets_file: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return bool(self.records) and all(r.ok for r in self.records)
+        ran = bool(self.records) or bool(self.compliance)
+        return ran and all(r.ok for r in self.records) and all(
+            c.status == PASS for c in self.compliance)
 
 
 def measure_speed(
@@ -203,7 +236,9 @@ class BenchmarkRunner:
     def __init__(
         self, plan: RunPlan, *, cache: AssetCache | None = None,
         progress: Progress = NULL_PROGRESS, transport: httpx.BaseTransport | None = None,
+        command: str | None = None,
     ) -> None:
+        self.command = command
         self.plan = plan
         self.spec = plan.spec
         self.cache = cache or AssetCache(plan.spec.cache_dir or default_cache_dir())
@@ -236,6 +271,7 @@ class BenchmarkRunner:
             f"per sample, {estimates.offline_qps:.4g} samples/s at batch {max_batch}"
         )
         context = {
+            "command": self.command,
             "model_path": str(model_path) if model_path else None,
             "model_source": summary.model_source,
             "dataset_root": str(resolved.images.root),
@@ -253,19 +289,158 @@ class BenchmarkRunner:
         }
         versions = collect_versions()
         dataset_ref = DatasetRef.of(prepared)
+        targets = TargetsFile(spec.targets_file or DEFAULT_TARGETS_FILE)
+        summary.targets_file = targets.path.resolve()
         for scenario in spec.scenarios:
             paths = ScenarioPaths.of(spec.results_dir, plan.system, plan.card.name, scenario)
-            self._write_scenario_files(paths, scenario, prepared.count, estimates,
-                                       context, versions)
+            calibrated = (targets.get(plan.system, plan.card.name, scenario)
+                          if spec.execution_mode is ExecutionMode.VALID else {})
+            if spec.execution_mode is ExecutionMode.VALID and not calibrated and not (
+                    spec.loadgen.target_qps or spec.loadgen.target_latency_ms):
+                summary.notes.append(
+                    f"{scenario.value}: no calibrated target in {targets.path}; using the "
+                    "warm-up estimate (run --execution-mode find first)")
+            used = self._write_scenario_files(paths, scenario, prepared.count, estimates,
+                                              context, versions, calibrated)
+            base = LoadGenJob(
+                spec=spec, model=plan.card.name, format_id=plan.fmt.id,
+                backend=plan.backend_name, system=plan.system, model_path=model_path,
+                dataset=dataset_ref, scenario=scenario, mode=Mode.PERFORMANCE,
+                scenario_root=paths.root, threads=threads,
+            )
+            if spec.execution_mode is ExecutionMode.FIND:
+                self._find(base, paths, scenario, prepared, estimates, targets, summary)
+                continue
             for mode in spec.modes:
-                job = LoadGenJob(
-                    spec=spec, model=plan.card.name, format_id=plan.fmt.id,
-                    backend=plan.backend_name, system=plan.system, model_path=model_path,
-                    dataset=dataset_ref, scenario=scenario, mode=mode,
-                    scenario_root=paths.root, threads=threads,
-                )
-                summary.records.append(run_in_child(job, self.progress, prepared.count))
+                job = base.model_copy(update={"mode": mode})
+                record = run_in_child(job, self.progress, prepared.count)
+                if mode is Mode.PERFORMANCE and spec.execution_mode is ExecutionMode.VALID:
+                    record = self._rerun_if_invalid(job, record, paths, scenario, used,
+                                                    prepared, targets, summary)
+                summary.records.append(record)
+            if spec.compliance:
+                summary.compliance.extend(
+                    self._compliance(base, paths, scenario, prepared, summary.notes))
         return summary
+
+    # ----------------------------------------------------------------- calibration
+
+    def _find(self, base: LoadGenJob, paths: ScenarioPaths, scenario: Scenario,
+              prepared: NpyDirDataset, estimates: Estimates, targets: TargetsFile,
+              summary: RunSummary) -> None:
+        """Measure the sustainable target of one scenario and write it to the file."""
+        if scenario is Scenario.SERVER:
+            record, values = self._find_server(base, paths, prepared, estimates)
+        else:
+            record = run_in_child(base, self.progress, prepared.count)
+            values = target_from_find(scenario, record.loadgen or {})
+        summary.records.append(record)
+        if values:
+            targets.set(self.plan.system, self.plan.card.name, scenario, values)
+            targets.save()
+            summary.notes.append(f"{scenario.value}: calibrated {values} -> {targets.path}")
+        else:
+            summary.notes.append(f"{scenario.value}: nothing could be calibrated "
+                                 f"({'; '.join(record.reasons) or 'no result'})")
+
+    def _find_server(self, base: LoadGenJob, paths: ScenarioPaths, prepared: NpyDirDataset,
+                     estimates: Estimates) -> tuple[RunRecord, dict[str, Any]]:
+        """Bisect the Server target QPS; the highest VALID probe (with a margin) wins."""
+        low, high = 0.1 * estimates.offline_qps, estimates.offline_qps
+        best: tuple[RunRecord, float] | None = None
+        last: RunRecord | None = None
+        for _ in range(FIND_SERVER_PROBES):
+            qps = (low + high) / 2
+            self._rewrite_user_conf(paths, Scenario.SERVER, {"target_qps": qps})
+            last = run_in_child(base, self.progress, prepared.count)
+            if last.status == STATUS_VALID:
+                best = (last, qps)
+                low = qps
+            else:
+                high = qps
+        if best is None:
+            assert last is not None
+            return last, {}
+        return best[0], {"target_qps": round(best[1] * SERVER_MARGIN, 3)}
+
+    def _rerun_if_invalid(self, job: LoadGenJob, record: RunRecord, paths: ScenarioPaths,
+                          scenario: Scenario, used: dict[str, Any], prepared: NpyDirDataset,
+                          targets: TargetsFile, summary: RunSummary) -> RunRecord:
+        """A valid run that came back INVALID: adjust the target by the rule that
+        applies and rerun (up to max_reruns); both runs' logs are kept."""
+        attempt = 0
+        while record.status == STATUS_INVALID and attempt < self.spec.max_reruns:
+            change = adjust(scenario, record.loadgen or {}, used)
+            if change is None:
+                break
+            values, reason = change
+            attempt += 1
+            kept = paths.root / ".attempts" / f"performance-{attempt}"
+            if kept.exists():
+                shutil.rmtree(kept)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(paths.log_dir(Mode.PERFORMANCE)), kept)
+            shutil.copyfile(paths.record(Mode.PERFORMANCE), kept / "record.json")
+            summary.notes.append(f"{scenario.value}: rerun {attempt}: {reason} "
+                                 f"(first run kept in {kept})")
+            used = {**used, **values}
+            self._rewrite_user_conf(paths, scenario, used)
+            record = run_in_child(job, self.progress, prepared.count)
+        if record.status == STATUS_VALID and attempt:
+            targets.set(self.plan.system, self.plan.card.name, scenario, used)
+            targets.save()
+        return record
+
+    def _rewrite_user_conf(self, paths: ScenarioPaths, scenario: Scenario,
+                           calibrated: dict[str, Any]) -> dict[str, Any]:
+        keys = user_conf_settings(
+            self.spec, scenario,
+            performance_sample_count=self.plan.card.performance_sample_count,
+            dataset_count=self._dataset_count, estimates=self._estimates, calibrated=calibrated,
+        )
+        self._user_conf(paths, scenario, keys)
+        return _targets_of(keys, scenario)
+
+    def _compliance(self, base: LoadGenJob, paths: ScenarioPaths, scenario: Scenario,
+                    prepared: NpyDirDataset, notes: list[str]) -> list[ComplianceRecord]:
+        """The round's compliance tests for this scenario, each in its own process."""
+        rules = load_round(self.spec.round)
+        benchmark = rules.mlperf_model(self.plan.card.benchmark)
+        if benchmark not in rules.models:
+            raise ConfigError(f"{self.plan.card.name} ({benchmark}) is not a benchmark of "
+                              f"round {rules.round}", hint="choose another --round")
+        required = rules.models[benchmark].compliance_tests
+        tests = self.spec.compliance_tests or tuple(t for t in required if t in SUPPORTED)
+        skipped = [t for t in required if t not in SUPPORTED]
+        if skipped and not self.spec.compliance_tests:
+            notes.append(f"compliance tests not supported for {benchmark}: {', '.join(skipped)}")
+        delta = rules.models[benchmark].accuracy_delta_percent.get(
+            self.plan.card.accuracy.metric, 0.1 if benchmark.endswith("99.9") else 1.0)
+        records = []
+        for test in tests:
+            cpaths = CompliancePaths(paths, test)
+            try:
+                prepare_run(cpaths, benchmark, scenario)
+            except ComplianceError as exc:
+                record = ComplianceRecord(test=test, scenario=scenario.value,
+                                          reasons=[exc.message])
+            else:
+                job = base.model_copy(update={
+                    "audit_config": cpaths.audit_config, "log_dir": cpaths.run_dir,
+                    "record_path": cpaths.run_dir / "run.json", "test05": test == "TEST05",
+                    "label": f"{scenario.value} {test}",
+                })
+                run = run_in_child(job, self.progress, prepared.count)
+                inputs = VerifyInputs(cpaths, benchmark, self.plan.card.accuracy.metric,
+                                      prepared.labels, definitions()[test]["threshold"], delta)
+                record = finish_and_verify(inputs, rules.seeds)
+                if run.status == STATUS_FAILED:
+                    record.status = FAIL
+                    record.reasons = [*run.reasons, *record.reasons]
+            cpaths.record.parent.mkdir(parents=True, exist_ok=True)
+            cpaths.record.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            records.append(record)
+        return records
 
     # ------------------------------------------------------------------------ steps
 
@@ -304,38 +479,51 @@ class BenchmarkRunner:
     def _write_scenario_files(
         self, paths: ScenarioPaths, scenario: Scenario, dataset_count: int,
         estimates: Estimates, context: dict[str, Any], versions: dict[str, Any],
-    ) -> None:
-        plan = self.plan
-        keys = user_conf_settings(
-            self.spec, scenario, performance_sample_count=plan.card.performance_sample_count,
-            dataset_count=dataset_count, estimates=estimates,
-        )
-        header = (f"Generated by mlperf-pilot for {plan.card.name} ({scenario.value}, "
-                  f"execution mode {self.spec.execution_mode.value}).\n"
-                  "Loaded with one TestSettings.FromConfig call after LoadGen's own mlperf.conf.")
+        calibrated: dict[str, Any],
+    ) -> dict[str, Any]:
+        """user.conf, run_spec.json, versions.json; returns the targets user.conf uses."""
+        self._dataset_count, self._estimates = dataset_count, estimates
         paths.root.mkdir(parents=True, exist_ok=True)
-        paths.user_conf.write_text(
-            render_user_conf(plan.card.mlperf_model, scenario, keys, header), encoding="utf-8"
-        )
+        used = self._rewrite_user_conf(paths, scenario, calibrated)
         paths.run_spec.write_text(json.dumps(
             {"spec": self.spec.model_dump(mode="json"), "resolved": context}, indent=2
         ) + "\n", encoding="utf-8")
         paths.versions.write_text(json.dumps(versions, indent=2) + "\n", encoding="utf-8")
+        return used
+
+    def _user_conf(self, paths: ScenarioPaths, scenario: Scenario,
+                   keys: dict[str, float | int]) -> None:
+        plan = self.plan
+        header = (f"Generated by mlperf-pilot for {plan.card.name} ({scenario.value}, "
+                  f"execution mode {self.spec.execution_mode.value}).\n"
+                  "Loaded with one TestSettings.FromConfig call after LoadGen's own mlperf.conf.")
+        paths.user_conf.write_text(
+            render_user_conf(plan.card.mlperf_model, scenario, keys, header), encoding="utf-8")
+
+
+def _targets_of(keys: dict[str, float | int], scenario: Scenario) -> dict[str, Any]:
+    """The targets a user.conf carries, in RunSpec units."""
+    found: dict[str, Any] = {}
+    if "target_qps" in keys:
+        found["target_qps"] = keys["target_qps"]
+    if "target_latency" in keys and scenario is not Scenario.SERVER:
+        found["target_latency_ms"] = keys["target_latency"]
+    return found
 
 
 def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> RunRecord:
     """Run one LoadGen test in a fresh Python process and return its record."""
-    paths = ScenarioPaths(job.scenario_root)
-    record_path = paths.record(job.mode)
+    record_path = job.record_file
     record_path.unlink(missing_ok=True)
     record_path.parent.mkdir(parents=True, exist_ok=True)
-    job_path = record_path.with_name(f"{job.mode.value}.job.json")
+    stem = record_path.stem
+    job_path = record_path.with_name(f"{stem}.job.json")
     job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
-    stderr_path = record_path.with_name(f"{job.mode.value}.stderr.txt")
+    stderr_path = record_path.with_name(f"{stem}.stderr.txt")
     total = total_samples if job.mode is Mode.ACCURACY else None
+    label = job.label or f"{job.scenario.value} {job.mode.value}"
     with stderr_path.open("w", encoding="utf-8") as err, \
-            progress.task(f"{job.scenario.value} {job.mode.value}", total=total,
-                          unit="samples") as task:
+            progress.task(label, total=total, unit="samples") as task:
         child = subprocess.Popen(
             [sys.executable, "-m", "mlperf_pilot.testproc", str(job_path)],
             stdout=subprocess.PIPE, stderr=err, text=True,
@@ -366,12 +554,12 @@ def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path) -> RunR
         model=job.model, mlperf_model=job.model, backend=job.backend, backend_version=None,
         device=job.spec.device.value, device_in_use="unknown", system=job.system,
         scenario=job.scenario.value, mode=job.mode.value,
-        log_dir=str(ScenarioPaths(job.scenario_root).log_dir(job.mode)), started=_now(),
+        log_dir=str(job.logs), started=_now(),
         status=STATUS_FAILED,
         reasons=[f"the test process exited with code {returncode}"
                  + (f": {tail}" if tail else "") + f" (see {stderr_path})"],
     )
-    write_record(record, ScenarioPaths(job.scenario_root).record(job.mode))
+    write_record(record, job.record_file)
     return record
 
 

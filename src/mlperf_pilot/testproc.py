@@ -88,6 +88,19 @@ class LoadGenJob(BaseModel):
     threads: int
     audit_config: Path | None = None
     progress_interval_s: float = 0.25
+    # compliance runs: their own log folder and record, and TEST05's alternate seeds
+    log_dir: Path | None = None
+    record_path: Path | None = None
+    test05: bool = False
+    label: str | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.log_dir or ScenarioPaths(self.scenario_root).log_dir(self.mode)
+
+    @property
+    def record_file(self) -> Path:
+        return self.record_path or ScenarioPaths(self.scenario_root).record(self.mode)
 
 
 def _now() -> str:
@@ -104,8 +117,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
     card = load_catalog().model(job.model)
     fmt = card.format(job.format_id)
     paths = ScenarioPaths(job.scenario_root)
-    log_dir = paths.log_dir(job.mode)
-    if log_dir.exists():
+    log_dir = job.logs
+    if log_dir.exists() and job.log_dir is None:
         shutil.rmtree(log_dir)
     backend = create_backend(job.backend)
     record = RunRecord(
@@ -127,6 +140,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
         store = SampleStore(dataset)
         sut = LocalSut(backend, store, create_decoder(fmt.postprocess), job.spec.sut)
         settings = make_test_settings(paths.user_conf, card.mlperf_model, job.scenario, job.mode)
+        if job.test05:
+            settings.test05 = True
         warm_up(backend, dataset, sut.max_batch_size)
         with sut:
             run_loadgen(
@@ -148,7 +163,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
         record.finished = _now()
         record.duration_s = round(time.monotonic() - started, 3)
         record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        write_record(record, paths.record(job.mode))
+        write_record(record, job.record_file)
     return record
 
 

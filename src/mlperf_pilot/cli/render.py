@@ -144,3 +144,40 @@ def human_size(num_bytes: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+def compliance_table(records: Sequence[Any]) -> Table:
+    table = Table(title="compliance tests", title_justify="left")
+    for column in ("Scenario", "Test", "Status", "Performance", "Accuracy"):
+        table.add_column(column)
+    for record in records:
+        style = "green" if record.status == "PASS" else "red"
+        perf = _last_line(record.performance_check)
+        acc = _last_line(record.accuracy_check)
+        table.add_row(record.scenario, record.test, f"[{style}]{record.status}[/{style}]",
+                      perf, acc)
+    return table
+
+
+def _last_line(text: str | None) -> str:
+    if not text:
+        return "-"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "-"
+
+
+def findings_report(report: Any) -> list[str]:
+    """Findings grouped by result, each with its rule and fix (markup-free lines)."""
+    lines = []
+    if report.tree_findings:
+        lines.append("submission:")
+        lines += [f"  {f.severity.upper()} [{f.rule}] {f.message}" + (
+            f" -> {f.fix}" if f.fix else "") for f in report.tree_findings]
+    for verdict in report.verdicts:
+        state = "VALID" if verdict.valid else "INVALID"
+        metric = f" {verdict.metric:.6g}" if verdict.metric is not None else ""
+        lines.append(f"{verdict.key}: {state}{metric}")
+        for f in verdict.findings:
+            lines.append(f"  {f.severity.upper()} [{f.rule}] {f.message}" + (
+                f" -> {f.fix}" if f.fix else ""))
+    return lines

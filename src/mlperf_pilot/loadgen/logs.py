@@ -1,21 +1,35 @@
-"""The one parser of LoadGen's logs; every number the tool shows comes from here.
+"""The one parser of LoadGen's logs: every number the tool shows comes from here.
 
-``mlperf_log_detail.txt`` is the source of truth: one ``:::MLLOG {json}`` entry per
-line. ``mlperf_log_summary.txt`` is the human view; when both state validity they must
-agree. The headline metric follows the official submission checker:
+LoadGen's own files are the source of truth and are kept verbatim; this module only
+reads them.
+
+``mlperf_log_detail.txt`` holds one ``:::MLLOG {json}`` entry per line (``key``,
+``value``, ``time_ms``, ``event_type``, ``metadata`` with ``is_error``/``is_warning``).
+It is required. ``mlperf_log_summary.txt`` is the human view (``key : value`` lines);
+it is optional, and when both files state the run's validity they must agree.
+
+The headline metric follows the official submission checker:
 
     Offline       result_samples_per_second          Samples/s
     SingleStream  early_stopping_latency_ss  (ns→ms)  ms
     MultiStream   early_stopping_latency_ms  (ns→ms)  ms
     Server        result_completed_samples_per_sec   Samples/s
+
+LoadGen writes string values without JSON escaping and doubles with C++ ``<<`` (so a
+non-finite number comes out as ``inf``/``nan``); lines that are not valid JSON for
+those two reasons alone are still read. Anything else that is not valid JSON means the
+file was cut short or damaged, and is an error naming the file and line.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,173 +38,541 @@ from mlperf_pilot.errors import LoadGenError
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
 ACCURACY_FILE = "mlperf_log_accuracy.json"
-_PREFIX = ":::MLLOG "
-_AUDIT_WARNING = "Found Audit Config file"
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+MODES = ("AccuracyOnly", "PerformanceOnly", "SubmissionRun", "FindPeakPerformance")
 
-# scenario -> (detail key, metric name, unit, divisor applied to the raw value)
-_METRICS: dict[str, tuple[str, str, str, float]] = {
-    "Offline": ("result_samples_per_second", "samples per second", "Samples/s", 1.0),
-    "Server": ("result_completed_samples_per_sec", "completed samples per second",
-               "Samples/s", 1.0),
-    "SingleStream": ("early_stopping_latency_ss", "90th percentile latency (early stopping)",
-                     "ms", 1e6),
-    "MultiStream": ("early_stopping_latency_ms",
-                    "99th percentile per-query latency (early stopping)", "ms", 1e6),
+_PREFIX = ":::MLLOG "
+_AUDIT_WARNING = "Found Audit Config file"
+_POWER_TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
+
+# What LoadGen has written for each scenario and mode, in either of its logging formats
+# ("Single Stream" and "Performance" are the old format), folded to one spelling.
+_SCENARIO_NAMES = {name.lower(): name for name in SCENARIOS}
+_MODE_NAMES = {
+    **{name.lower(): name for name in MODES},
+    "accuracy": "AccuracyOnly",
+    "performance": "PerformanceOnly",
+    "submission": "SubmissionRun",
 }
 
+
+class _Metric(NamedTuple):
+    key: str  # detail key the submission checker reads
+    unit: str
+    divisor: float  # raw value / divisor = value in ``unit``
+
+
+_METRICS: dict[str, _Metric] = {
+    "Offline": _Metric("result_samples_per_second", "Samples/s", 1.0),
+    "Server": _Metric("result_completed_samples_per_sec", "Samples/s", 1.0),
+    "SingleStream": _Metric("early_stopping_latency_ss", "ms", 1e6),
+    "MultiStream": _Metric("early_stopping_latency_ms", "ms", 1e6),
+}
 
 # ------------------------------------------------------------------------------ summary
 
 
 def parse_summary(text: str) -> dict[str, str]:
-    """The ``key : value`` lines of mlperf_log_summary.txt (first occurrence wins)."""
+    """The ``key : value`` lines of mlperf_log_summary.txt, first occurrence of a key.
+
+    Keys and values are stripped. Rulers (``=====``), section titles (``Recommendations:``,
+    no value), bullet text (`` * ...``) and lines without a colon are left out.
+    """
     found: dict[str, str] = {}
     for line in text.splitlines():
-        if ":" not in line or line.lstrip().startswith(("*", "=")):
-            continue
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key and value and key not in found:
+        key, value = _summary_pair(line)
+        if key and key not in found:
             found[key] = value
     return found
+
+
+def _summary_pair(line: str) -> tuple[str, str]:
+    """(key, value) of one summary line, or ("", "") for anything else."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith(("*", "=")):
+        return "", ""
+    key, colon, value = stripped.partition(":")
+    key, value = key.strip(), value.strip()
+    if not colon or not key or not value:
+        return "", ""
+    return key, value
 
 
 # ------------------------------------------------------------------------------- detail
 
 
-@dataclass(frozen=True)
-class DetailEntry:
+class DetailEntry(NamedTuple):
+    """One ``:::MLLOG`` line of mlperf_log_detail.txt."""
+
     key: str
     value: Any
     time_ms: float | None
     event_type: str | None
-    is_error: bool
-    is_warning: bool
+    metadata: dict[str, Any]
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.metadata.get("is_error"))
+
+    @property
+    def is_warning(self) -> bool:
+        return bool(self.metadata.get("is_warning"))
 
 
 class DetailLog:
-    """The entries of mlperf_log_detail.txt, in order."""
+    """The entries of one mlperf_log_detail.txt, in file order."""
 
     def __init__(self, entries: list[DetailEntry], path: Path | None = None) -> None:
         self.entries = entries
         self.path = path
-        self._last: dict[str, Any] = {}
-        for entry in entries:
-            self._last[entry.key] = entry.value
+        self._last: dict[str, Any] = {entry.key: entry.value for entry in entries}
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The value of the last entry with ``key``."""
+        """The value of the last entry with ``key`` (LoadGen repeats some keys)."""
         return self._last.get(key, default)
 
     def has(self, key: str) -> bool:
         return key in self._last
 
-    def keys_with_prefix(self, prefix: str) -> dict[str, Any]:
-        return {k[len(prefix):]: v for k, v in self._last.items() if k.startswith(prefix)}
+    def values(self, key: str) -> list[Any]:
+        """The values of every entry with ``key``, in file order."""
+        return [entry.value for entry in self.entries if entry.key == key]
+
+    def with_prefix(self, prefix: str) -> dict[str, Any]:
+        """``{key without prefix: last value}`` for every key starting with ``prefix``."""
+        size = len(prefix)
+        return {key[size:]: value for key, value in self._last.items() if key.startswith(prefix)}
 
     @property
     def errors(self) -> list[DetailEntry]:
-        return [e for e in self.entries if e.is_error]
+        return [entry for entry in self.entries if entry.is_error]
 
     @property
     def warnings(self) -> list[DetailEntry]:
-        return [e for e in self.entries if e.is_warning]
-
-
-def parse_detail_text(text: str, origin: str = "mlperf_log_detail.txt") -> DetailLog:
-    entries: list[DetailEntry] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.startswith(_PREFIX):
-            continue
-        try:
-            raw = json.loads(line[len(_PREFIX):])
-            meta = raw.get("metadata") or {}
-            entries.append(DetailEntry(
-                key=raw["key"], value=raw.get("value"), time_ms=raw.get("time_ms"),
-                event_type=raw.get("event_type"), is_error=bool(meta.get("is_error")),
-                is_warning=bool(meta.get("is_warning")),
-            ))
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            raise LoadGenError(
-                f"{origin}:{number} is not a valid LoadGen log entry ({exc})",
-                hint="the log is truncated or was edited; rerun the test to get a whole log",
-            ) from exc
-    return DetailLog(entries)
+        return [entry for entry in self.entries if entry.is_warning]
 
 
 def parse_detail(path: Path) -> DetailLog:
+    """Read mlperf_log_detail.txt; LoadGenError if it is missing or not LoadGen's format."""
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            log = DetailLog(list(_entries(stream, str(path))), path)
     except FileNotFoundError:
         raise LoadGenError(
             f"LoadGen detail log {path} does not exist",
-            hint="LoadGen did not run or was stopped before it wrote its logs; rerun the test",
+            hint=_missing_detail_hint(path.parent),
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadGenError(f"LoadGen detail log {path} cannot be read: {exc}") from exc
-    log = parse_detail_text(text, str(path))
-    log.path = path
+    except OSError as exc:
+        raise LoadGenError(
+            f"LoadGen detail log {path} cannot be read: {exc.strerror or exc}",
+            hint="check the file's permissions and that the disk is readable",
+        ) from exc
     return log
+
+
+def parse_detail_text(text: str, source: str = DETAIL_FILE) -> DetailLog:
+    """Parse the text of a detail log; ``source`` names it in error messages."""
+    return DetailLog(list(_entries(text.splitlines(), source)))
+
+
+def _entries(lines: Iterable[str], source: str) -> Iterator[DetailEntry]:
+    pending: tuple[int, str] | None = None  # a bad line, reported once we know if it is last
+    for number, line in enumerate(lines, start=1):
+        if not line.startswith(_PREFIX):
+            continue
+        if pending is not None:
+            raise _bad_line(source, *pending, last=False)
+        raw = _decode(line[len(_PREFIX):])
+        if raw is None:
+            pending = (number, line)
+            continue
+        yield DetailEntry(
+            key=raw["key"],
+            value=raw.get("value"),
+            time_ms=raw.get("time_ms"),
+            event_type=raw.get("event_type"),
+            metadata=raw.get("metadata") or {},
+        )
+    if pending is not None:
+        raise _bad_line(source, *pending, last=True)
+
+
+def _decode(body: str) -> dict[str, Any] | None:
+    """The JSON object of one entry, or None when the text is not a LoadGen entry."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raw = _decode_loadgen_quirks(body)
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
+        return None
+    if not isinstance(raw.get("metadata", {}), dict):
+        return None
+    return raw
+
+
+_NON_FINITE = re.compile(r"^(-?)(inf|nan)$", re.IGNORECASE)
+_VALUE_START = ', "value": '
+_TIME_START = ', "time_ms": '
+
+
+def _decode_loadgen_quirks(body: str) -> dict[str, Any] | None:
+    """Read an entry whose value LoadGen wrote unescaped (``"a"b"``) or as ``inf``/``nan``.
+
+    The line layout is fixed, ``{"key": K, "value": V, "time_ms": T, ...}``, so V is the
+    text between the first ``, "value": `` and the last ``, "time_ms": ``.
+    """
+    head, found, tail = body.partition(_VALUE_START)
+    cut = tail.rfind(_TIME_START)
+    if not found or cut < 0:
+        return None
+    try:
+        raw = json.loads(head + tail[cut:])
+    except ValueError:
+        return None
+    ok, value = _quirky_value(tail[:cut].strip())
+    if not ok or not isinstance(raw, dict):
+        return None
+    raw["value"] = value
+    return raw
+
+
+def _quirky_value(text: str) -> tuple[bool, Any]:
+    match = _NON_FINITE.match(text)
+    if match:
+        return True, float(f"{match.group(1)}{match.group(2)}")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return True, text[1:-1]
+    return False, None
+
+
+def _bad_line(source: str, number: int, line: str, *, last: bool) -> LoadGenError:
+    shown = line if len(line) <= 80 else line[:77] + "..."
+    if last:
+        hint = (
+            "the file ends in the middle of an entry: LoadGen was stopped or the disk "
+            "filled up while it wrote; rerun the test"
+        )
+    else:
+        hint = "the file was edited or damaged after LoadGen wrote it; rerun the test"
+    return LoadGenError(f"{source}:{number} is not a LoadGen log entry: {shown}", hint=hint)
+
+
+def _missing_detail_hint(folder: Path) -> str:
+    others = sorted(folder.glob(f"*{DETAIL_FILE.removesuffix('.txt')}*")) if folder.is_dir() else []
+    if others:
+        names = ", ".join(p.name for p in others[:3])
+        return (
+            f"the folder has {names}: LoadGen was given a log prefix or suffix; "
+            "run it with the default names"
+        )
+    return "LoadGen writes this file when a test starts: check the folder, or rerun the test"
 
 
 # ------------------------------------------------------------------------------- result
 
 
 class LoadGenResult(BaseModel):
-    """What one LoadGen test reported, from its own logs."""
+    """What one LoadGen test reported, read from its own logs and nothing else.
+
+    Latencies are in ns as LoadGen logs them; ``metric_value`` is in ``metric_unit``.
+    Fields LoadGen did not log for this scenario or mode are None (or empty).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    scenario: str | None
-    mode: str | None
-    valid: bool | None  # None in accuracy mode: LoadGen judges no validity there
-    result_validity: str | None = None
+    scenario: str  # SingleStream | MultiStream | Server | Offline
+    mode: str  # AccuracyOnly | PerformanceOnly | SubmissionRun | FindPeakPerformance
+    valid: bool | None  # None where LoadGen judged no validity (accuracy mode)
+    result_validity: str | None = None  # as logged: "VALID" | "INVALID"
     invalid_reason: str | None = None
     min_duration_met: bool | None = None
     min_queries_met: bool | None = None
     early_stopping_met: bool | None = None
-    performance_constraints_met: bool | None = None
+    performance_constraints_met: bool | None = None  # Server only
+    early_stopping_result: str | None = None
+
     metric_name: str | None = None
     metric_value: float | None = None
     metric_unit: str | None = None
-    samples_per_second: float | None = None
-    completed_samples_per_sec: float | None = None
-    scheduled_samples_per_sec: float | None = None
-    qps_with_loadgen_overhead: float | None = None
-    qps_without_loadgen_overhead: float | None = None
-    early_stopping_latency_ss_ns: float | None = None
-    early_stopping_latency_ms_ns: float | None = None
+
+    samples_per_second: float | None = None  # Offline
+    completed_samples_per_sec: float | None = None  # Server
+    scheduled_samples_per_sec: float | None = None  # Server
+    qps_with_loadgen_overhead: float | None = None  # SingleStream
+    qps_without_loadgen_overhead: float | None = None  # SingleStream
+    tokens_per_second: float | None = None  # Offline with token latencies
+    completed_tokens_per_second: float | None = None  # Server with token latencies
+    # early-stopping estimates; None where LoadGen logged 0 (too few queries to estimate)
+    early_stopping_latency_ss_ns: float | None = None  # SingleStream
+    early_stopping_latency_ms_ns: float | None = None  # MultiStream (and SingleStream's p99)
+
     min_latency_ns: float | None = None
     max_latency_ns: float | None = None
     mean_latency_ns: float | None = None
-    latency_percentiles_ns: dict[str, float] = Field(default_factory=dict)
+    latency_percentiles_ns: dict[str, float] = Field(default_factory=dict)  # "90.00" -> ns
+    min_query_latency_ns: float | None = None  # MultiStream per-query latencies
+    max_query_latency_ns: float | None = None
+    mean_query_latency_ns: float | None = None
+    query_latency_percentiles_ns: dict[str, float] = Field(default_factory=dict)
     query_count: int | None = None
-    duration_ms: float | None = None
-    effective: dict[str, Any] = Field(default_factory=dict)
-    requested: dict[str, Any] = Field(default_factory=dict)
+    overlatency_query_count: int | None = None  # Server
+    duration_ms: float | None = None  # SUT active time: power_begin -> power_end
+
+    effective_settings: dict[str, Any] = Field(default_factory=dict)  # effective_* keys
+    requested_settings: dict[str, Any] = Field(default_factory=dict)  # requested_* keys
     loadgen_version: str | None = None
     sut_name: str | None = None
+    qsl_name: str | None = None
     test_datetime: str | None = None
     qsl_reported_total_count: int | None = None
     qsl_reported_performance_count: int | None = None
     generated_query_count: int | None = None
     generated_samples_per_query: int | None = None
+
     num_errors: int = 0
     error_messages: list[str] = Field(default_factory=list)
     warning_messages: list[str] = Field(default_factory=list)
     audit_config_found: bool = False
 
 
-def _float(value: Any) -> float | None:
+def result_from_detail(log: DetailLog) -> LoadGenResult:
+    """Everything a LoadGenResult holds, from a parsed detail log."""
+    source = str(log.path) if log.path is not None else DETAIL_FILE
+    scenario = _scenario(log, source)
+    validity = log.get("result_validity")
+    errors = [_message(entry.value) for entry in log.errors]
+    warnings = [_message(entry.value) for entry in log.warnings]
+    logged_errors = _int(log.get("num_errors"))
+    return LoadGenResult(
+        scenario=scenario,
+        mode=_mode(log, source),
+        valid=None if validity is None else str(validity).strip().upper() == "VALID",
+        result_validity=None if validity is None else str(validity),
+        invalid_reason=_invalid_reason(log),
+        min_duration_met=_bool(log.get("result_min_duration_met")),
+        min_queries_met=_bool(log.get("result_min_queries_met")),
+        early_stopping_met=_bool(log.get("early_stopping_met")),
+        performance_constraints_met=_bool(log.get("result_perf_constraints_met")),
+        early_stopping_result=_text(log.get("early_stopping_result")),
+        **_headline(log, scenario),
+        samples_per_second=_float(log.get("result_samples_per_second")),
+        completed_samples_per_sec=_float(log.get("result_completed_samples_per_sec")),
+        scheduled_samples_per_sec=_float(log.get("result_scheduled_samples_per_sec")),
+        qps_with_loadgen_overhead=_float(log.get("result_qps_with_loadgen_overhead")),
+        qps_without_loadgen_overhead=_float(log.get("result_qps_without_loadgen_overhead")),
+        tokens_per_second=_float(log.get("result_tokens_per_second")),
+        completed_tokens_per_second=_float(log.get("result_completed_tokens_per_second")),
+        early_stopping_latency_ss_ns=_estimate(log.get("early_stopping_latency_ss")),
+        early_stopping_latency_ms_ns=_estimate(log.get("early_stopping_latency_ms")),
+        min_latency_ns=_float(log.get("result_min_latency_ns")),
+        max_latency_ns=_float(log.get("result_max_latency_ns")),
+        mean_latency_ns=_float(log.get("result_mean_latency_ns")),
+        latency_percentiles_ns=_percentiles(log, "_percentile_latency_ns"),
+        min_query_latency_ns=_float(log.get("result_min_query_latency_ns")),
+        max_query_latency_ns=_float(log.get("result_max_query_latency_ns")),
+        mean_query_latency_ns=_float(log.get("result_mean_query_latency_ns")),
+        query_latency_percentiles_ns=_percentiles(log, "_percentile_per_query_latency_ns"),
+        query_count=_int(log.get("result_query_count")),
+        overlatency_query_count=_int(log.get("result_overlatency_query_count")),
+        duration_ms=_duration_ms(log),
+        effective_settings=log.with_prefix("effective_"),
+        requested_settings=log.with_prefix("requested_"),
+        loadgen_version=_text(log.get("loadgen_version")),
+        sut_name=_text(log.get("sut_name")),
+        qsl_name=_text(log.get("qsl_name")),
+        test_datetime=_text(log.get("test_datetime")),
+        qsl_reported_total_count=_int(log.get("qsl_reported_total_count")),
+        qsl_reported_performance_count=_int(log.get("qsl_reported_performance_count")),
+        generated_query_count=_int(log.get("generated_query_count")),
+        generated_samples_per_query=_int(log.get("generated_samples_per_query")),
+        num_errors=logged_errors if logged_errors is not None else len(errors),
+        error_messages=errors,
+        warning_messages=warnings,
+        audit_config_found=any(_AUDIT_WARNING in message for message in warnings),
+    )
+
+
+def read_result(log_dir: Path) -> LoadGenResult:
+    """Parse one LoadGen output folder: the detail log (required) and the summary.
+
+    When the summary is there and states scenario, mode or validity, each must match
+    the detail log, or the two files come from different runs (LoadGenError).
+    """
+    log_dir = Path(log_dir)
+    result = result_from_detail(parse_detail(log_dir / DETAIL_FILE))
+    summary_path = log_dir / SUMMARY_FILE
     try:
-        return float(value) if value is not None else None
+        summary_text = summary_path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return result
+    except OSError as exc:
+        raise LoadGenError(
+            f"LoadGen summary {summary_path} cannot be read: {exc.strerror or exc}",
+            hint="check the file's permissions, or delete it: the detail log is enough",
+        ) from exc
+    _check_summary(parse_summary(summary_text), result, summary_path)
+    return result
+
+
+def _check_summary(summary: dict[str, str], result: LoadGenResult, path: Path) -> None:
+    stated = {
+        "scenario": (_fold(summary.get("Scenario"), _SCENARIO_NAMES), result.scenario),
+        "mode": (_fold(summary.get("Mode"), _MODE_NAMES), result.mode),
+        "result": (summary.get("Result is"), result.result_validity),
+    }
+    for what, (in_summary, in_detail) in stated.items():
+        if in_summary is None or in_detail is None or in_summary == in_detail:
+            continue
+        raise LoadGenError(
+            f"{path} says {what} {in_summary} but {DETAIL_FILE} next to it says {in_detail}",
+            hint="the two logs come from different LoadGen runs; rerun the test or "
+            "restore both files from the same run",
+        )
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _scenario(log: DetailLog, source: str) -> str:
+    raw = log.get("effective_scenario", log.get("requested_scenario"))
+    scenario = _fold(raw, _SCENARIO_NAMES)
+    if scenario is None:
+        raise _unreadable(log, source, "scenario", raw)
+    return scenario
+
+
+def _mode(log: DetailLog, source: str) -> str:
+    raw = log.get("effective_test_mode", log.get("requested_test_mode"))
+    mode = _fold(raw, _MODE_NAMES)
+    if mode is None:
+        raise _unreadable(log, source, "test mode", raw)
+    return mode
+
+
+def _fold(raw: Any, names: dict[str, str]) -> str | None:
+    """LoadGen's spelling of a scenario or mode (any case, spaces or not), or None."""
+    if raw is None:
+        return None
+    text = str(raw).strip().rsplit(".", 1)[-1]  # also "TestScenario.Offline"
+    return names.get(text.replace(" ", "").lower())
+
+
+def _unreadable(log: DetailLog, source: str, what: str, raw: Any) -> LoadGenError:
+    if not log.entries:
+        return LoadGenError(
+            f"{source} holds no LoadGen entries",
+            hint="LoadGen stopped before it logged anything; rerun the test",
+        )
+    if raw is None:
+        return LoadGenError(
+            f"{source} names no {what}",
+            hint="the log ends before LoadGen logged its settings: the test was stopped; "
+            "rerun it",
+        )
+    return LoadGenError(
+        f"{source} names an unknown {what} {raw!r}",
+        hint="this LoadGen is newer than mlperf-pilot knows; upgrade mlperf-pilot",
+    )
+
+
+def _headline(log: DetailLog, scenario: str) -> dict[str, Any]:
+    """metric_name/value/unit as the submission checker reads them (all None if absent)."""
+    metric = _METRICS[scenario]
+    raw = (_estimate if metric.unit == "ms" else _float)(log.get(metric.key))
+    if raw is None:
+        return {"metric_name": None, "metric_value": None, "metric_unit": None}
+    return {
+        "metric_name": _metric_name(log, scenario),
+        "metric_value": raw / metric.divisor,
+        "metric_unit": metric.unit,
+    }
+
+
+def _metric_name(log: DetailLog, scenario: str) -> str:
+    if scenario == "Offline":
+        return "samples per second"
+    if scenario == "Server":
+        return "completed samples per second"
+    default = 0.9 if scenario == "SingleStream" else 0.99
+    percentile = _float(log.get("effective_target_latency_percentile")) or default
+    latency = "latency" if scenario == "SingleStream" else "per-query latency"
+    return f"{percentile * 100:g}th percentile {latency} (early stopping)"
+
+
+def _percentiles(log: DetailLog, suffix: str) -> dict[str, float]:
+    """``{"90.00": ns}`` from ``result_90.00<suffix>`` keys (not the token latencies)."""
+    found: dict[str, float] = {}
+    for key, value in log.with_prefix("result_").items():
+        if not key.endswith(suffix):
+            continue
+        percentile = key[: -len(suffix)]
+        number = _float(value)
+        if number is not None and _is_number(percentile):
+            found[percentile] = number
+    return found
+
+
+def _invalid_reason(log: DetailLog) -> str | None:
+    """LoadGen's reason; it logs none when only early stopping failed, so use that text."""
+    reason = _text(log.get("result_invalid_reason"))
+    if reason is None and _bool(log.get("early_stopping_met")) is False:
+        reason = _text(log.get("early_stopping_result"))
+    return reason
+
+
+def _duration_ms(log: DetailLog) -> float | None:
+    begin, end = log.get("power_begin"), log.get("power_end")
+    try:
+        start = datetime.strptime(str(begin), _POWER_TIME_FORMAT)
+        stop = datetime.strptime(str(end), _POWER_TIME_FORMAT)
+    except ValueError:
+        return None
+    return (stop - start).total_seconds() * 1000.0
+
+
+def _message(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _estimate(value: Any) -> float | None:
+    """An early-stopping estimate; LoadGen logs 0 when it could not make one."""
+    number = _float(value)
+    return number if number is not None and number > 0 else None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     number = _float(value)
     return int(number) if number is not None else None
 
@@ -200,86 +582,4 @@ def _bool(value: Any) -> bool | None:
         return None
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in {"true", "yes", "1", "valid"}
-
-
-def _percentiles(log: DetailLog) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for key, value in log.keys_with_prefix("result_").items():
-        if key.endswith("_percentile_latency_ns") and "per_query" not in key:
-            number = _float(value)
-            if number is not None:
-                found[key.removesuffix("_percentile_latency_ns")] = number
-    return found
-
-
-def result_from_detail(log: DetailLog) -> LoadGenResult:
-    scenario = log.get("effective_scenario") or log.get("requested_scenario")
-    mode = log.get("effective_test_mode") or log.get("requested_test_mode")
-    validity = log.get("result_validity")
-    accuracy = mode == "AccuracyOnly"
-    metric_key = _METRICS.get(str(scenario))
-    metric_value = None
-    if metric_key is not None and not accuracy:
-        raw = _float(log.get(metric_key[0]))
-        metric_value = raw / metric_key[3] if raw is not None else None
-    errors = [str(e.value) for e in log.errors]
-    warnings = [str(e.value) for e in log.warnings]
-    num_errors = _int(log.get("num_errors"))
-    duration_ns = _float(log.get("result_max_latency_ns")) if scenario == "Offline" else None
-    return LoadGenResult(
-        scenario=str(scenario) if scenario is not None else None,
-        mode=str(mode) if mode is not None else None,
-        valid=None if accuracy or validity is None else validity == "VALID",
-        result_validity=validity,
-        invalid_reason=(str(log.get("result_invalid_reason")).strip() or None)
-        if log.has("result_invalid_reason") else None,
-        min_duration_met=_bool(log.get("result_min_duration_met")),
-        min_queries_met=_bool(log.get("result_min_queries_met")),
-        early_stopping_met=_bool(log.get("early_stopping_met")),
-        performance_constraints_met=_bool(log.get("result_perf_constraints_met")),
-        metric_name=metric_key[1] if metric_key and metric_value is not None else None,
-        metric_value=metric_value,
-        metric_unit=metric_key[2] if metric_key and metric_value is not None else None,
-        samples_per_second=_float(log.get("result_samples_per_second")),
-        completed_samples_per_sec=_float(log.get("result_completed_samples_per_sec")),
-        scheduled_samples_per_sec=_float(log.get("result_scheduled_samples_per_sec")),
-        qps_with_loadgen_overhead=_float(log.get("result_qps_with_loadgen_overhead")),
-        qps_without_loadgen_overhead=_float(log.get("result_qps_without_loadgen_overhead")),
-        early_stopping_latency_ss_ns=_float(log.get("early_stopping_latency_ss")),
-        early_stopping_latency_ms_ns=_float(log.get("early_stopping_latency_ms")),
-        min_latency_ns=_float(log.get("result_min_latency_ns")),
-        max_latency_ns=_float(log.get("result_max_latency_ns")),
-        mean_latency_ns=_float(log.get("result_mean_latency_ns")),
-        latency_percentiles_ns=_percentiles(log),
-        query_count=_int(log.get("result_query_count")),
-        duration_ms=duration_ns / 1e6 if duration_ns is not None else None,
-        effective=log.keys_with_prefix("effective_"),
-        requested=log.keys_with_prefix("requested_"),
-        loadgen_version=log.get("loadgen_version"),
-        sut_name=log.get("sut_name"),
-        test_datetime=log.get("test_datetime"),
-        qsl_reported_total_count=_int(log.get("qsl_reported_total_count")),
-        qsl_reported_performance_count=_int(log.get("qsl_reported_performance_count")),
-        generated_query_count=_int(log.get("generated_query_count")),
-        generated_samples_per_query=_int(log.get("generated_samples_per_query")),
-        num_errors=num_errors if num_errors is not None else len(errors),
-        error_messages=errors,
-        warning_messages=warnings,
-        audit_config_found=any(_AUDIT_WARNING in m for m in warnings),
-    )
-
-
-def read_result(log_dir: Path) -> LoadGenResult:
-    """Parse a run folder's logs (the detail log is required, the summary optional)."""
-    log_dir = Path(log_dir)
-    result = result_from_detail(parse_detail(log_dir / DETAIL_FILE))
-    summary_path = log_dir / SUMMARY_FILE
-    if summary_path.is_file() and result.valid is not None:
-        stated = parse_summary(summary_path.read_text(encoding="utf-8")).get("Result is")
-        if stated is not None and (stated == "VALID") != result.valid:
-            raise LoadGenError(
-                f"{summary_path} says {stated} but {DETAIL_FILE} says {result.result_validity}",
-                hint="the two logs come from different runs; rerun the test",
-            )
-    return result
+    return str(value).strip().lower() in {"true", "yes", "1"}

@@ -13,6 +13,7 @@ counts and only set targets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,18 @@ def format_value(scenario: Scenario, key: str, value: float | int) -> str:
 
 def user_conf_settings(
     spec: RunSpec, scenario: Scenario, *, performance_sample_count: int, dataset_count: int,
-    estimates: Estimates | None,
+    estimates: Estimates | None, calibrated: Mapping[str, Any] | None = None,
 ) -> dict[str, float | int]:
-    """The user.conf keys (without the model.scenario prefix) for one scenario."""
+    """The user.conf keys (without the model.scenario prefix) for one scenario.
+
+    Targets: explicit overrides win, then ``calibrated`` ones (a targets file), then
+    the warm-up estimates."""
     o: LoadGenOverrides = spec.loadgen
-    test = spec.execution_mode is ExecutionMode.TEST
+    if calibrated:
+        o = o.model_copy(update={k: v for k, v in calibrated.items()
+                                 if k in ("target_qps", "target_latency_ms")
+                                 and getattr(o, k) is None})
+    test = spec.execution_mode is not ExecutionMode.VALID
     keys: dict[str, float | int] = {}
 
     # the performance sample set cannot be larger than the data we have

