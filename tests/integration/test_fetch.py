@@ -1,21 +1,27 @@
-"""Downloads against a real HTTP server on 127.0.0.1: resume, retries, checksums."""
+"""Downloads against a real HTTP server on 127.0.0.1: resume, retries, checksums, progress."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from mlperf_pilot.assets.cache import AssetCache
-from mlperf_pilot.assets.fetch import download, file_digests, verify_file
+from mlperf_pilot.assets.fetch import Digests, download, file_digests, verify_file
 from mlperf_pilot.assets.models import resolve_model
 from mlperf_pilot.catalog.cards import ModelCard
 from mlperf_pilot.catalog.loader import load_catalog
 from mlperf_pilot.errors import AssetError
 
 SIZE = 300_000
+FAST = {"backoff_s": 0.01}
+StartServer = Callable[..., Any]
 
 
 @pytest.fixture
@@ -31,154 +37,296 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Recorder:
-    """A Progress that keeps what it was told."""
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
-    def __init__(self) -> None:
-        self.totals: list[float | None] = []
-        self.advanced = 0.0
 
-    def task(self, description: str, total: float | None = None, unit: str = "") -> Recorder:
-        return self
+def part_of(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
 
-    def note(self, message: str) -> None:
-        return None
 
-    def __enter__(self) -> Recorder:
+class RecordedTask:
+    def __init__(self, description: str, total: float | None) -> None:
+        self.description = description
+        self.total = total
+        self.completed = 0.0
+        self.advances: list[float] = []
+
+    def advance(self, amount: float = 1) -> None:
+        self.advances.append(amount)
+        self.completed += amount
+
+    def update(self, *, completed: float | None = None, total: float | None = None,
+               description: str | None = None) -> None:
+        if completed is not None:
+            self.completed = completed
+        if total is not None:
+            self.total = total
+
+    def __enter__(self) -> RecordedTask:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def advance(self, amount: float = 1) -> None:
-        self.advanced += amount
 
-    def update(self, *, completed: float | None = None, total: float | None = None,
-               description: str | None = None) -> None:
-        if total is not None:
-            self.totals.append(total)
-        if completed is not None:
-            self.advanced = completed
+class RecordingProgress:
+    """A Progress that keeps every task it opens."""
+
+    def __init__(self) -> None:
+        self.tasks: list[RecordedTask] = []
+
+    def task(self, description: str, total: float | None = None, unit: str = "") -> RecordedTask:
+        self.tasks.append(RecordedTask(description, total))
+        return self.tasks[-1]
+
+    def note(self, message: str) -> None:
+        return None
 
 
-def test_download_verifies_sha256_and_md5(http_file_server, served, tmp_path: Path) -> None:
+def test_download_with_sha256_returns_the_digests(http_file_server: StartServer, served,
+                                                  tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root)
-    dest = tmp_path / "out" / "model.onnx"
-    digests = download(server.url("model.onnx"), dest, sha256=sha256(data),
-                       md5=hashlib.md5(data).hexdigest())
+    dest = tmp_path / "new" / "folder" / "model.onnx"
+    digests = download(server.url("model.onnx"), dest, sha256=sha256(data).upper())
     assert dest.read_bytes() == data
-    assert not dest.with_name("model.onnx.part").exists()
-    assert digests.sha256 == sha256(data) and digests.size == SIZE
+    assert not part_of(dest).exists()
+    assert digests == Digests(sha256=sha256(data), md5=md5(data), size=SIZE)
+    assert server.requests()[0]["range"] is None
 
 
-def test_resume_after_a_dropped_connection_sends_a_range(http_file_server, served,
+def test_md5_is_verified(http_file_server: StartServer, served, tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root)
+    good = download(server.url("model.onnx"), tmp_path / "good.onnx", md5=md5(data))
+    assert good.md5 == md5(data)
+    dest = tmp_path / "bad.onnx"
+    wrong = "a" * 32
+    with pytest.raises(AssetError) as info:
+        download(server.url("model.onnx"), dest, md5=wrong)
+    assert f"expected md5 {wrong}" in info.value.message and md5(data) in info.value.message
+    assert not dest.exists() and not part_of(dest).exists()
+
+
+def test_resume_after_a_dropped_connection_sends_a_range(http_file_server: StartServer, served,
                                                           tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root, "--drop-after", "100000")
     dest = tmp_path / "model.onnx"
-    download(server.url("model.onnx"), dest, sha256=sha256(data), backoff_s=0.01)
+    progress = RecordingProgress()
+    download(server.url("model.onnx"), dest, sha256=sha256(data), progress=progress, **FAST)
     assert dest.read_bytes() == data
     requests = server.requests()
-    assert len(requests) == 2
-    assert requests[0]["range"] is None
-    assert requests[1]["range"] == "bytes=100000-" and requests[1]["status"] == 206
+    assert [(r["range"], r["status"], r["dropped"]) for r in requests] == [
+        (None, 200, True), ("bytes=100000-", 206, False)]
+    [task] = progress.tasks
+    assert task.total == SIZE and task.completed == SIZE
 
 
-def test_a_server_ignoring_range_restarts_cleanly(http_file_server, served, tmp_path: Path) -> None:
+def test_two_drops_resume_twice_with_a_correct_checksum(http_file_server: StartServer, served,
+                                                        tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root, "--drop-after", "100000", "--drop-times", "2")
+    dest = tmp_path / "model.onnx"
+    digests = download(server.url("model.onnx"), dest, sha256=sha256(data), md5=md5(data),
+                       **FAST)
+    assert dest.read_bytes() == data and digests.sha256 == sha256(data)
+    assert [r["range"] for r in server.requests()] == [None, "bytes=100000-", "bytes=200000-"]
+
+
+def test_a_server_ignoring_range_restarts_from_zero(http_file_server: StartServer, served,
+                                                    tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root, "--drop-after", "50000", "--ignore-range")
     dest = tmp_path / "model.onnx"
-    download(server.url("model.onnx"), dest, sha256=sha256(data), backoff_s=0.01)
+    download(server.url("model.onnx"), dest, sha256=sha256(data), **FAST)
     assert dest.read_bytes() == data
-    assert [r["status"] for r in server.requests()] == [200, 200]
+    assert [(r["range"], r["status"]) for r in server.requests()] == [
+        (None, 200), ("bytes=50000-", 200)]
 
 
-def test_transient_errors_are_retried_then_given_up(http_file_server, served,
-                                                     tmp_path: Path) -> None:
+def test_a_partial_file_from_an_earlier_run_is_resumed(http_file_server: StartServer, served,
+                                                       tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root)
+    dest = tmp_path / "model.onnx"
+    part_of(dest).write_bytes(data[:123_456])
+    digests = download(server.url("model.onnx"), dest, sha256=sha256(data))
+    assert dest.read_bytes() == data and digests.size == SIZE
+    assert [(r["range"], r["status"]) for r in server.requests()] == [("bytes=123456-", 206)]
+
+
+def test_transient_500s_are_retried(http_file_server: StartServer, served,
+                                    tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root, "--fail-first", "2")
-    download(server.url("model.onnx"), tmp_path / "a.onnx", sha256=sha256(data), backoff_s=0.01)
+    dest = tmp_path / "model.onnx"
+    download(server.url("model.onnx"), dest, sha256=sha256(data), **FAST)
+    assert dest.read_bytes() == data
     assert [r["status"] for r in server.requests()] == [500, 500, 200]
-    server = http_file_server(root, "--fail-first", "5")
-    with pytest.raises(AssetError, match="after 1 retries"):
-        download(server.url("model.onnx"), tmp_path / "b.onnx", retries=1, backoff_s=0.01)
 
 
-def test_404_fails_at_once_naming_the_url(http_file_server, served, tmp_path: Path) -> None:
+def test_retries_run_out(http_file_server: StartServer, served, tmp_path: Path) -> None:
+    root, _ = served
+    server = http_file_server(root, "--fail-first", "2")
+    with pytest.raises(AssetError) as info:
+        download(server.url("model.onnx"), tmp_path / "model.onnx", retries=1, **FAST)
+    assert "after 1 retries" in info.value.message and "HTTP 500" in info.value.message
+    assert server.url("model.onnx") in info.value.message
+    assert [r["status"] for r in server.requests()] == [500, 500]
+
+
+def test_404_fails_at_once_naming_the_url(http_file_server: StartServer, served,
+                                          tmp_path: Path) -> None:
     root, _ = served
     server = http_file_server(root)
+    dest = tmp_path / "missing.onnx"
     with pytest.raises(AssetError) as info:
-        download(server.url("missing.onnx"), tmp_path / "m.onnx", backoff_s=0.01)
+        download(server.url("missing.onnx"), dest, **FAST)
     assert server.url("missing.onnx") in info.value.message and "404" in info.value.message
+    assert info.value.hint
     assert len(server.requests()) == 1
+    assert not dest.exists() and not part_of(dest).exists()
 
 
-def test_bad_checksum_deletes_the_file_and_names_both_hashes(http_file_server, served,
-                                                             tmp_path: Path) -> None:
+def test_wrong_sha256_deletes_everything_and_names_both_hashes(
+    http_file_server: StartServer, served, tmp_path: Path,
+) -> None:
     root, data = served
     server = http_file_server(root)
     dest = tmp_path / "model.onnx"
     wrong = "0" * 64
     with pytest.raises(AssetError) as info:
         download(server.url("model.onnx"), dest, sha256=wrong)
-    assert wrong in info.value.message and sha256(data) in info.value.message
-    assert not dest.exists() and not dest.with_name("model.onnx.part").exists()
+    message = info.value.message
+    assert "model.onnx" in message and wrong in message and sha256(data) in message
+    assert not dest.exists() and not part_of(dest).exists()
 
 
-def test_complete_part_file_is_verified_without_refetching(http_file_server, served,
-                                                           tmp_path: Path) -> None:
+def test_a_complete_part_file_is_verified_after_a_416(http_file_server: StartServer, served,
+                                                      tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root)
     dest = tmp_path / "model.onnx"
-    dest.with_name("model.onnx.part").write_bytes(data)
-    download(server.url("model.onnx"), dest, sha256=sha256(data))
-    assert dest.read_bytes() == data
-    assert [r["status"] for r in server.requests()] == [416]
+    part_of(dest).write_bytes(data)
+    digests = download(server.url("model.onnx"), dest, sha256=sha256(data))
+    assert dest.read_bytes() == data and digests.size == SIZE
+    assert not part_of(dest).exists()
+    assert [(r["range"], r["status"]) for r in server.requests()] == [(f"bytes={SIZE}-", 416)]
 
 
-def test_file_urls_and_progress(served, tmp_path: Path) -> None:
+def test_a_part_file_longer_than_the_file_is_discarded(http_file_server: StartServer, served,
+                                                       tmp_path: Path) -> None:
     root, data = served
-    recorder = Recorder()
-    dest = tmp_path / "copy.onnx"
-    download((root / "model.onnx").as_uri(), dest, sha256=sha256(data), progress=recorder)
-    assert dest.read_bytes() == data
-    assert recorder.advanced == SIZE
-
-
-def test_http_progress_total_is_the_file_size(http_file_server, served, tmp_path: Path) -> None:
-    root, _ = served
     server = http_file_server(root)
-    recorder = Recorder()
-    download(server.url("model.onnx"), tmp_path / "m.onnx", progress=recorder)
-    assert SIZE in recorder.totals and recorder.advanced == SIZE
+    dest = tmp_path / "model.onnx"
+    part_of(dest).write_bytes(os.urandom(SIZE + 10))
+    download(server.url("model.onnx"), dest, sha256=sha256(data), **FAST)
+    assert dest.read_bytes() == data
+    assert [r["status"] for r in server.requests()] == [416, 200]
+
+
+def test_file_url_is_copied_and_verified(served, tmp_path: Path) -> None:
+    root, data = served
+    url = (root / "model.onnx").as_uri()
+    dest = tmp_path / "copy" / "model.onnx"
+    digests = download(url, dest, sha256=sha256(data), md5=md5(data))
+    assert dest.read_bytes() == data and digests.size == SIZE
+    bad = tmp_path / "bad.onnx"
+    with pytest.raises(AssetError, match="checksum mismatch"):
+        download(url, bad, sha256="1" * 64)
+    assert not bad.exists() and not part_of(bad).exists()
+    with pytest.raises(AssetError, match="does not exist"):
+        download((root / "nope.onnx").as_uri(), tmp_path / "nope.onnx")
+
+
+def test_unsupported_scheme_fails_without_a_request(tmp_path: Path) -> None:
+    with pytest.raises(AssetError, match="unsupported URL scheme 'ftp'"):
+        download("ftp://127.0.0.1/model.onnx", tmp_path / "m.onnx")
+
+
+def test_refused_connection_is_retried_then_reported(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/model.onnx"
+    with pytest.raises(AssetError) as info:
+        download(url, tmp_path / "m.onnx", retries=2, **FAST)
+    assert url in info.value.message and "after 2 retries" in info.value.message
+    assert "ConnectError" in info.value.message
+
+
+def test_injected_transport_and_429_retry(tmp_path: Path) -> None:
+    body = os.urandom(1000)
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(429)
+        return httpx.Response(200, content=body)
+
+    dest = tmp_path / "m.bin"
+    digests = download("https://mirror.invalid/m.bin", dest, sha256=sha256(body),
+                       transport=httpx.MockTransport(handler), **FAST)
+    assert dest.read_bytes() == body and digests.size == len(body)
+    assert len(calls) == 2 and calls[0].headers["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.parametrize("over_http", [True, False])
+def test_progress_total_is_the_file_size_in_big_chunks(
+    http_file_server: StartServer, served, tmp_path: Path, over_http: bool,
+) -> None:
+    root, _ = served
+    url = http_file_server(root).url("model.onnx") if over_http else \
+        (root / "model.onnx").as_uri()
+    progress = RecordingProgress()
+    download(url, tmp_path / "m.onnx", progress=progress, description="fetching m")
+    [task] = progress.tasks
+    assert task.description == "fetching m"
+    assert task.total == SIZE and sum(task.advances) == SIZE
+    assert all(amount >= 64 * 1024 for amount in task.advances[:-1])
 
 
 def test_verify_file(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
-    assert verify_file(path, md5=hashlib.md5(b"abc").hexdigest()).size == 3
-    with pytest.raises(AssetError, match="checksum mismatch"):
-        verify_file(path, sha256="1" * 64, delete_on_mismatch=False)
+    assert verify_file(path, md5=md5(b"abc").upper()).size == 3
+    with pytest.raises(AssetError) as info:
+        verify_file(path, sha256="1" * 64, name="weights.bin", delete_on_mismatch=False)
+    assert info.value.message == (
+        f"checksum mismatch for weights.bin: expected sha256 {'1' * 64}, got {sha256(b'abc')}")
     assert path.exists()
-    assert file_digests(path).sha256 == sha256(b"abc")
+    with pytest.raises(AssetError):
+        verify_file(path, sha256="1" * 64)
+    assert not path.exists()
+    with pytest.raises(AssetError, match="does not exist"):
+        verify_file(path)
 
 
-def _card_with_url(url: str, md5: str) -> ModelCard:
+def test_file_digests_of_a_file_bigger_than_a_chunk(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    assert file_digests(path) == Digests(sha256(data), md5(data), len(data))
+
+
+def _card_with_url(url: str, checksum: str) -> ModelCard:
     card = load_catalog().model("resnet50")
     data = card.model_dump(mode="json")
     fmt = next(f for f in data["formats"] if f["id"] == "onnx-opset11")
     fmt["urls"] = [url]
-    fmt["md5"] = md5
+    fmt["md5"] = checksum
     data["formats"] = [fmt]
     return ModelCard.model_validate(data)
 
 
-def test_model_download_goes_through_the_cache_once(http_file_server, served,
+def test_model_download_goes_through_the_cache_once(http_file_server: StartServer, served,
                                                     tmp_path: Path) -> None:
     root, data = served
     server = http_file_server(root)
-    card = _card_with_url(server.url("model.onnx"), hashlib.md5(data).hexdigest())
+    card = _card_with_url(server.url("model.onnx"), md5(data))
     cache = AssetCache(tmp_path / "cache")
     first = resolve_model(card, card.formats[0], None, cache)
     second = resolve_model(card, card.formats[0], None, cache)
@@ -188,8 +336,8 @@ def test_model_download_goes_through_the_cache_once(http_file_server, served,
     assert [e.name for e in cache.entries(kind="model")] == ["resnet50"]
 
 
-def test_model_download_with_wrong_checksum_leaves_no_entry(http_file_server, served,
-                                                            tmp_path: Path) -> None:
+def test_model_download_with_wrong_checksum_leaves_no_entry(http_file_server: StartServer,
+                                                            served, tmp_path: Path) -> None:
     root, _ = served
     server = http_file_server(root)
     card = _card_with_url(server.url("model.onnx"), "f" * 32)

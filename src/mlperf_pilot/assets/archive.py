@@ -1,85 +1,185 @@
-"""Safe archive extraction (tar, tar.gz/xz/bz2, zip).
+"""Safe archive extraction: tar (plain, gz, xz, bz2) and zip, detected by content.
 
-Every entry is checked before anything is written: an absolute path, a ``..``
-component, a link pointing outside the target folder or a device file makes the whole
-archive refused with an AssetError naming the entry. Tar archives go through the
-standard library's ``data`` extraction filter.
+Every entry of an archive is checked before anything is written. An absolute path, a
+``..`` that leaves the target folder, a link pointing outside it, a device or other
+special file, or an entry reached through a link of the same archive makes the whole
+archive refused with an AssetError that names the entry. Tar archives are checked and
+extracted with the standard library's ``data`` extraction filter
+(:func:`tarfile.data_filter`); zip entries are checked by resolving their paths.
 """
 
 from __future__ import annotations
 
+import posixpath
+import sys
 import tarfile
 import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mlperf_pilot.errors import AssetError
 
+try:
+    from lzma import LZMAError
+except ImportError:  # a Python built without lzma cannot open .tar.xz at all
+    LZMAError = OSError  # type: ignore[misc,assignment]
 
-def _inside(dest: Path, name: str) -> bool:
-    target = (dest / name).resolve()
-    return target == dest or dest in target.parents
+_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error,
+                LZMAError, NotImplementedError, RuntimeError)
+_UNSAFE_HINT = "the archive is unsafe or damaged; do not use it, get it again from a trusted source"
+_FILTER_REASONS: dict[type[Exception], str] = {
+    tarfile.AbsolutePathError: "has an absolute path",
+    tarfile.OutsideDestinationError: "would be written outside the target folder",
+    tarfile.SpecialFileError: "is a device or other special file",
+    tarfile.AbsoluteLinkError: "is a link to an absolute path",
+    tarfile.LinkOutsideDestinationError: "is a link pointing outside the target folder",
+}
 
 
 def extract(archive: Path, dest: Path, *, members: Iterable[str] | None = None) -> list[Path]:
-    """Extract ``archive`` (or only ``members``) into ``dest``; returns the files."""
+    """Extract ``archive`` into ``dest`` and return the paths of the extracted files.
+
+    ``members`` limits extraction to those entry names (a directory name selects
+    everything below it); AssetError names any that the archive lacks. Nothing is
+    written when an entry is unsafe, a member is missing or the archive is unreadable
+    before extraction starts.
+    """
     archive = Path(archive)
+    if not archive.is_file():
+        raise AssetError(f"archive {archive} does not exist", hint="check the path")
+    wanted = None if members is None else [_normalize(name) for name in members]
     dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
-    wanted = set(members) if members is not None else None
-    if zipfile.is_zipfile(archive):
-        return _extract_zip(archive, dest, wanted)
-    if tarfile.is_tarfile(archive):
-        return _extract_tar(archive, dest, wanted)
+    try:
+        if tarfile.is_tarfile(archive):
+            return _extract_tar(archive, dest, wanted)
+        if zipfile.is_zipfile(archive):
+            return _extract_zip(archive, dest, wanted)
+    except _READ_ERRORS as exc:
+        raise AssetError(
+            f"cannot extract {archive}: {exc}",
+            hint="download the archive again (it may be truncated or damaged), and check "
+            "that the target folder is writable",
+        ) from exc
     raise AssetError(f"{archive} is neither a tar nor a zip archive",
-                     hint="download the file again; it may be truncated")
+                     hint="download the file again; it may be truncated or not an archive")
 
 
-def _missing(wanted: set[str] | None, names: Iterable[str], archive: Path) -> None:
+def _normalize(name: str) -> str:
+    """An entry name as a plain relative POSIX path (``./a//b/`` → ``a/b``)."""
+    normal = posixpath.normpath(name.replace("\\", "/"))
+    return "" if normal == "." else normal
+
+
+def _is_selected(name: str, wanted: Sequence[str] | None) -> bool:
+    return wanted is None or any(
+        w in ("", name) or name.startswith(w + "/") for w in wanted)
+
+
+def _raise_if_missing(archive: Path, names: Sequence[str], wanted: Sequence[str] | None) -> None:
     if wanted is None:
         return
-    absent = sorted(wanted - set(names))
+    absent = [w for w in wanted if not any(_is_selected(name, [w]) for name in names)]
     if absent:
-        raise AssetError(f"{archive.name} does not contain {', '.join(absent)}")
+        raise AssetError(f"{archive.name} does not contain {', '.join(absent)}",
+                         hint="check the member names (list them with `tar tf` / `unzip -l`)")
 
 
-def _extract_tar(archive: Path, dest: Path, wanted: set[str] | None) -> list[Path]:
-    try:
-        with tarfile.open(archive) as tar:
-            chosen = [m for m in tar.getmembers() if wanted is None or m.name in wanted]
-            _missing(wanted, (m.name for m in chosen), archive)
-            for member in chosen:  # refuse the whole archive before writing anything
-                try:
-                    if member.name.startswith(("/", "\\")):
-                        raise tarfile.AbsolutePathError(member)
-                    tarfile.data_filter(member, str(dest))
-                except tarfile.FilterError as exc:
-                    raise AssetError(
-                        f"{archive.name}: entry {member.name!r} would be written outside "
-                        f"the target folder or is not a plain file ({type(exc).__name__})",
-                        hint="the archive is unsafe; do not use it",
-                    ) from exc
-            tar.extractall(dest, members=chosen, filter="data")
-            return [dest / m.name for m in chosen if m.isfile()]
-    except tarfile.TarError as exc:
-        raise AssetError(f"{archive} cannot be read as a tar archive: {exc}") from exc
+def _refuse(archive: Path, entry: str, reason: str) -> AssetError:
+    return AssetError(f"refusing to extract {archive}: entry {entry!r} {reason}",
+                      hint=_UNSAFE_HINT)
 
 
-def _extract_zip(archive: Path, dest: Path, wanted: set[str] | None) -> list[Path]:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = [i for i in zf.infolist() if wanted is None or i.filename in wanted]
-            _missing(wanted, (i.filename for i in infos), archive)
-            for info in infos:
-                name = info.filename
-                if name.startswith(("/", "\\")) or ".." in Path(name).parts or \
-                        not _inside(dest, name):
-                    raise AssetError(
-                        f"{archive.name}: entry {name!r} would be written outside the "
-                        "target folder",
-                        hint="the archive is unsafe; do not use it",
-                    )
-            zf.extractall(dest, members=infos)
-            return [dest / i.filename for i in infos if not i.is_dir()]
-    except zipfile.BadZipFile as exc:
-        raise AssetError(f"{archive} cannot be read as a zip archive: {exc}") from exc
+def _extract_tar(archive: Path, dest: Path, wanted: Sequence[str] | None) -> list[Path]:
+    if not hasattr(tarfile, "data_filter"):
+        raise AssetError(
+            f"this Python ({sys.version.split()[0]}) lacks tar extraction filters, so "
+            f"{archive.name} cannot be extracted safely",
+            hint="use Python 3.10.12, 3.11.4 or newer",
+        )
+    with tarfile.open(archive) as tar:
+        entries = tar.getmembers()
+        _check_tar_entries(archive, dest, entries)
+        chosen = [m for m in entries if _is_selected(_normalize(m.name), wanted)]
+        _raise_if_missing(archive, [_normalize(m.name) for m in entries], wanted)
+        dest.mkdir(parents=True, exist_ok=True)
+        tar.extractall(dest, members=chosen, filter="data")
+    return [dest / _normalize(m.name) for m in chosen if not m.isdir()]
+
+
+def _check_tar_entries(archive: Path, dest: Path, entries: Sequence[tarfile.TarInfo]) -> None:
+    """Refuse the archive if any entry is unsafe, before anything is written."""
+    links = {_normalize(m.name) for m in entries if m.issym()}
+    for member in entries:
+        if member.name.startswith(("/", "\\")):  # data_filter would strip the slash
+            raise _refuse(archive, member.name, "has an absolute path")
+        try:
+            tarfile.data_filter(member, str(dest))
+        except tarfile.FilterError as exc:
+            reason = _FILTER_REASONS.get(type(exc), "is not allowed by the data filter")
+            raise _refuse(archive, member.name, reason) from exc
+        through = _archive_link_on_path(member, links)
+        if through is not None:
+            raise _refuse(archive, member.name, f"goes through the archive's link {through!r}")
+
+
+def _archive_link_on_path(member: tarfile.TarInfo, links: set[str]) -> str | None:
+    """A symlink of the archive that ``member``'s path or link target passes through.
+
+    The data filter checks each entry against the disk as it is before extraction, so
+    it cannot see links that earlier entries of the same archive will create.
+    """
+    name = member.name.replace("\\", "/").split("/")  # raw: "a/../b" must pass "a"
+    parent = _first_link_on(name[:-1], links)
+    if parent is not None:
+        return parent
+    if member.issym():
+        return _first_link_on(name[:-1] + member.linkname.split("/")[:-1], links)
+    if member.islnk():  # a hard link to a symlink would link the symlink's target
+        return _first_link_on(member.linkname.split("/"), links)
+    return None
+
+
+def _first_link_on(components: list[str], links: set[str]) -> str | None:
+    current: list[str] = []
+    for part in components:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if current:
+                current.pop()
+            continue
+        current.append(part)
+        if "/".join(current) in links:
+            return "/".join(current)
+    return None
+
+
+def _extract_zip(archive: Path, dest: Path, wanted: Sequence[str] | None) -> list[Path]:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            reason = _zip_entry_problem(info.filename, dest)
+            if reason is not None:
+                raise _refuse(archive, info.filename, reason)
+        chosen = [i for i in infos if _is_selected(_normalize(i.filename), wanted)]
+        _raise_if_missing(archive, [_normalize(i.filename) for i in infos], wanted)
+        dest.mkdir(parents=True, exist_ok=True)
+        zf.extractall(dest, members=chosen)
+    return [dest / _normalize(i.filename) for i in chosen if not i.is_dir()]
+
+
+def _zip_entry_problem(name: str, dest: Path) -> str | None:
+    """Why a zip entry may not be extracted into ``dest``, or None when it may."""
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[0].isalpha() and posix[1] == ":"):
+        return "has an absolute path"
+    if ".." in posix.split("/"):
+        return "has a '..' component"
+    target = (dest / posix).resolve()
+    if target != dest and dest not in target.parents:
+        return "would be written outside the target folder"
+    return None
+
+
+__all__ = ["extract"]
