@@ -223,7 +223,12 @@ def _parse_list(value: Any, expand: Any) -> Any:
     if isinstance(value, (list, tuple)):
         items: list[Any] = []
         for item in value:
-            items.extend(expand(item) if isinstance(item, str) else [item])
+            if isinstance(item, str):
+                for part in item.split(","):
+                    if part.strip():
+                        items.extend(expand(part))
+            else:
+                items.append(item)
         # keep order, drop duplicates
         return tuple(dict.fromkeys(items))
     return value

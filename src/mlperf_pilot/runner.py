@@ -317,7 +317,7 @@ class BenchmarkRunner:
             for mode in spec.modes:
                 job = base.model_copy(update={"mode": mode})
                 record = run_in_child(job, self.progress, prepared.count)
-                if mode is Mode.PERFORMANCE and spec.execution_mode is ExecutionMode.VALID:
+                if mode is Mode.PERFORMANCE:
                     record = self._rerun_if_invalid(job, record, paths, scenario, used,
                                                     prepared, targets, summary)
                 summary.records.append(record)
@@ -369,8 +369,9 @@ class BenchmarkRunner:
     def _rerun_if_invalid(self, job: LoadGenJob, record: RunRecord, paths: ScenarioPaths,
                           scenario: Scenario, used: dict[str, Any], prepared: NpyDirDataset,
                           targets: TargetsFile, summary: RunSummary) -> RunRecord:
-        """A valid run that came back INVALID: adjust the target by the rule that
-        applies and rerun (up to max_reruns); both runs' logs are kept."""
+        """A run that came back INVALID: adjust the target by the rule that applies and
+        rerun (up to max_reruns); both runs' logs are kept. A valid run's new target is
+        written to the targets file."""
         attempt = 0
         while record.status == STATUS_INVALID and attempt < self.spec.max_reruns:
             change = adjust(scenario, record.loadgen or {}, used)
@@ -389,7 +390,8 @@ class BenchmarkRunner:
             used = {**used, **values}
             self._rewrite_user_conf(paths, scenario, used)
             record = run_in_child(job, self.progress, prepared.count)
-        if record.status == STATUS_VALID and attempt:
+        if record.status == STATUS_VALID and attempt and \
+                self.spec.execution_mode is ExecutionMode.VALID:
             targets.set(self.plan.system, self.plan.card.name, scenario, used)
             targets.save()
         return record
