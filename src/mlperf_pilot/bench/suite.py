@@ -61,7 +61,7 @@ class Budget:
         cores = usable_cores()
         threads = tuple(sorted({1, cores}))
         if quick:
-            return cls(raw_s=0.5, pilot_ms=500, server_probes=2, images=32,
+            return cls(raw_s=0.5, pilot_ms=500, server_probes=1, images=32,
                        batch_sizes=(1, 4), threads=(cores,), server_batch_sizes=(4,))
         return cls(raw_s=5.0, pilot_ms=15_000, server_probes=5, images=256,
                    batch_sizes=(1, 2, 4, 8, 16, 32), threads=threads,
