@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from mlperf_pilot.accuracy import GroundTruth
 from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.assets.models import resolve_model
 from mlperf_pilot.backends import LoadOptions, backend_class, create_backend
@@ -66,7 +67,7 @@ from mlperf_pilot.datasets.prepared import (
     usable_cores,
 )
 from mlperf_pilot.datasets.resolve import resolve_dataset
-from mlperf_pilot.decoders import Decoder, create_decoder
+from mlperf_pilot.decoders import Decoder, Geometry, create_decoder
 from mlperf_pilot.errors import BackendError, ComplianceError, ConfigError, MlperfPilotError
 from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
@@ -145,12 +146,6 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
             f"dataset {dataset_card.name} is for {dataset_card.task}, model {card.name} "
             f"for {card.task}",
             hint=f"leave out --dataset (the card uses {card.dataset})",
-        )
-    if dataset_card.layout != "imagenet" or card.task != "image-classification":
-        raise ConfigError(
-            f"{card.name} is an {card.task} model on {dataset_card.layout} data, which this "
-            "version cannot run yet",
-            hint="image classification (resnet50, mobilenet, the demo) is supported",
         )
     _check_paths(spec)
     return RunPlan(spec, card, fmt, dataset_card, catalog.recipe(fmt.preprocess), backend_name)
@@ -436,8 +431,10 @@ class BenchmarkRunner:
                     "label": f"{scenario.value} {test}",
                 })
                 run = run_in_child(job, self.progress, prepared.count)
+                truth = GroundTruth.of(
+                    prepared, use_inv_map=self.plan.fmt.postprocess.accuracy_inv_map)
                 inputs = VerifyInputs(cpaths, benchmark, self.plan.card.accuracy.metric,
-                                      prepared.labels, definitions()[test]["threshold"], delta)
+                                      truth, definitions()[test]["threshold"], delta)
                 record = finish_and_verify(inputs, rules.seeds)
                 if run.status == STATUS_FAILED:
                     record.status = FAIL
@@ -466,8 +463,9 @@ class BenchmarkRunner:
         device_in_use = backend.device_in_use
         try:
             with self.progress.task("warm-up"):
-                estimates = measure_speed(backend, create_decoder(plan.fmt.postprocess),
-                                          prepared, max_batch)
+                geometry = Geometry.of(plan.recipe, prepared.image_hw)
+                decoder = create_decoder(plan.fmt.postprocess, geometry)
+                estimates = measure_speed(backend, decoder, prepared, max_batch)
         finally:
             backend.close()
         return estimates, max_batch, device_in_use

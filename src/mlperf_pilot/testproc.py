@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlperf_pilot.accuracy import compute_accuracy
+from mlperf_pilot.accuracy import GroundTruth, compute_accuracy
 from mlperf_pilot.backends import LoadOptions, create_backend
 from mlperf_pilot.catalog import load_catalog
 from mlperf_pilot.config import Mode, RunSpec, Scenario
 from mlperf_pilot.datasets.prepared import NpyDirDataset
 from mlperf_pilot.datasets.qsl import SampleStore
-from mlperf_pilot.decoders import create_decoder
+from mlperf_pilot.decoders import Geometry, create_decoder
 from mlperf_pilot.errors import BackendError, MlperfPilotError
 from mlperf_pilot.loadgen.logs import read_result
 from mlperf_pilot.loadgen.run import run_loadgen
@@ -56,18 +56,24 @@ class DatasetRef(BaseModel):
     dtype: str
     labels: list[int]
     library: str
+    annotations: Path | None = None
+    image_hw: list[tuple[int, int]] | None = None
 
     @classmethod
     def of(cls, dataset: NpyDirDataset) -> DatasetRef:
+        hw = None if dataset.image_hw is None else [
+            (int(h), int(w)) for h, w in dataset.image_hw]
         return cls(folder=dataset.folder, count=dataset.count,
                    sample_shape=tuple(dataset.sample_shape), dtype=str(dataset.dtype),
-                   labels=[int(v) for v in dataset.labels], library=dataset.library)
+                   labels=[int(v) for v in dataset.labels], library=dataset.library,
+                   annotations=dataset.annotations, image_hw=hw)
 
     def open(self) -> NpyDirDataset:
         return NpyDirDataset(
             folder=self.folder, count=self.count, sample_shape=self.sample_shape,
             dtype=np.dtype(self.dtype), labels=np.asarray(self.labels, dtype=np.int64),
-            library=self.library, built_now=0,
+            library=self.library, built_now=0, annotations=self.annotations,
+            image_hw=None if self.image_hw is None else np.asarray(self.image_hw, np.int64),
         )
 
 
@@ -114,7 +120,8 @@ def _emit_progress(count: int) -> None:
 
 def run_test(job: LoadGenJob) -> RunRecord:
     """Run the job's LoadGen test in this process and write its RunRecord."""
-    card = load_catalog().model(job.model)
+    catalog = load_catalog()
+    card = catalog.model(job.model)
     fmt = card.format(job.format_id)
     paths = ScenarioPaths(job.scenario_root)
     log_dir = job.logs
@@ -138,7 +145,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
         record.device_in_use = backend.device_in_use
         dataset = job.dataset.open()
         store = SampleStore(dataset)
-        sut = LocalSut(backend, store, create_decoder(fmt.postprocess), job.spec.sut)
+        geometry = Geometry.of(catalog.recipe(fmt.preprocess), dataset.image_hw)
+        sut = LocalSut(backend, store, create_decoder(fmt.postprocess, geometry), job.spec.sut)
         settings = make_test_settings(paths.user_conf, card.mlperf_model, job.scenario, job.mode)
         if job.test05:
             settings.test05 = True
@@ -151,7 +159,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
                 monitor=lambda: _emit_progress(sut.stats.completed + sut.stats.failed),
                 monitor_interval_s=job.progress_interval_s,
             )
-        _conclude(record, log_dir, job, sut, store, dataset, card.accuracy.metric)
+        truth = GroundTruth.of(dataset, use_inv_map=fmt.postprocess.accuracy_inv_map)
+        _conclude(record, log_dir, job, sut, store, dataset, card.accuracy.metric, truth)
     except MlperfPilotError as exc:
         record.status = STATUS_FAILED
         record.reasons.append(exc.message)
@@ -182,7 +191,8 @@ def warm_up(backend: Any, dataset: NpyDirDataset, max_batch_size: int, rounds: i
 
 
 def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,
-              store: SampleStore, dataset: NpyDirDataset, metric: str) -> None:
+              store: SampleStore, dataset: NpyDirDataset, metric: str,
+              truth: GroundTruth) -> None:
     result = read_result(log_dir)
     loadgen = result.model_dump(mode="json")
     record.loadgen = loadgen
@@ -201,7 +211,7 @@ def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,
         reasons.extend(loadgen_reasons(result))
         record.reference_line = reference_line(record.scenario, loadgen)
     else:
-        accuracy = compute_accuracy(metric, log_dir / "mlperf_log_accuracy.json", dataset.labels)
+        accuracy = compute_accuracy(metric, log_dir / "mlperf_log_accuracy.json", truth)
         (log_dir / "accuracy.txt").write_text(accuracy.text, encoding="utf-8")
         record.accuracy = AccuracyRecord(
             metric=accuracy.metric, value=accuracy.value, text=accuracy.text.strip(),

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlperf_pilot.accuracy import compute_accuracy
+from mlperf_pilot.accuracy import GroundTruth, compute_accuracy
 from mlperf_pilot.accuracy.imagenet import top1
 from mlperf_pilot.errors import AccuracyError
 
@@ -68,6 +68,6 @@ def test_bad_logs_are_accuracy_errors(tmp_path: Path) -> None:
 
 def test_compute_accuracy_text_ends_with_a_newline(tmp_path: Path) -> None:
     log = _log(tmp_path / "a.json", [(0, f32(0))])
-    result = compute_accuracy("top1", log, np.array([0]))
+    result = compute_accuracy("top1", log, GroundTruth(labels=np.array([0])))
     assert result.text == "accuracy=100.000%, good=1, total=1\n" and result.value == 100.0
     assert json.loads(log.read_text())[0]["data"] == "00000000"

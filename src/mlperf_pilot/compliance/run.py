@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlperf_pilot.accuracy import compute_accuracy
+from mlperf_pilot.accuracy import GroundTruth, compute_accuracy
 from mlperf_pilot.compliance.verify import (
     Verification,
     accuracy_delta_ok,
@@ -132,7 +132,7 @@ class VerifyInputs:
     paths: CompliancePaths
     benchmark: str
     metric: str  # accuracy metric of the card
-    labels: Any  # dataset labels for the accuracy fallback
+    truth: GroundTruth  # what accuracy.txt is scored against
     threshold: float
     delta_percent: float
     notes: list[str] = field(default_factory=list)
@@ -201,13 +201,13 @@ def _verify_test01(inputs: VerifyInputs) -> Verification:
     acc_dir = paths.test_dir / "accuracy"
     acc_dir.mkdir(parents=True)
     shutil.copyfile(logged, acc_dir / "mlperf_log_accuracy.json")
-    logged_accuracy = compute_accuracy(inputs.metric, logged, inputs.labels)
+    logged_accuracy = compute_accuracy(inputs.metric, logged, inputs.truth)
     (acc_dir / "accuracy.txt").write_text(logged_accuracy.text, encoding="utf-8")
     if not verification.passed and comparison.matched + comparison.mismatched > 0:
         # non-deterministic outputs: compare the accuracy of both sides instead
         baseline_log = paths.run_dir / "mlperf_log_accuracy_baseline.json"
         write_accuracy_log(baseline_entries(reference, logged), baseline_log)
-        baseline = compute_accuracy(inputs.metric, baseline_log, inputs.labels)
+        baseline = compute_accuracy(inputs.metric, baseline_log, inputs.truth)
         (acc_dir / "baseline_accuracy.txt").write_text(baseline.text, encoding="utf-8")
         (acc_dir / "compliance_accuracy.txt").write_text(logged_accuracy.text,
                                                          encoding="utf-8")

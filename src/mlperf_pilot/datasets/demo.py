@@ -1,20 +1,25 @@
-"""The built-in demo set: packaged photos with ImageNet labels, in ImageNet layout.
+"""The built-in demo sets: packaged photos with labels or boxes written by the project.
 
-The photos and their labels are data in the dataset card (``demo-imagenet.yaml``),
-each pinned by sha256. This module finds each photo (a Python package file, or a
-Debian package file installed or fetched into the cache), checks its hash, and lays
-the available ones out as ``images/<nn>-<id>.<ext>`` plus ``val_map.txt`` in a cache
-entry keyed by the exact photo list. Photos that cannot be had here are reported,
-not hidden.
+The photos and their ground truth are data in the dataset cards (``demo-imagenet.yaml``:
+an ImageNet class per photo; ``demo-coco.yaml``: COCO boxes per photo), each photo
+pinned by sha256. This module finds each photo (a Python package file, or a Debian
+package file installed or fetched into the cache), checks its hash, and lays the
+available ones out in the card's layout in a cache entry keyed by the exact photo list
+and ground truth: ``images/<nn>-<id>.<ext>`` plus ``val_map.txt`` (ImageNet), or
+``<image_dir>/<nn>-<id>.<ext>`` plus a COCO annotation json (COCO). Photos that cannot
+be had here are reported, not hidden.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from mlperf_pilot.assets.cache import AssetCache, BuildResult, CacheEntry
 from mlperf_pilot.assets.packaged import (
@@ -27,6 +32,7 @@ from mlperf_pilot.errors import AssetError, DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 
 BUILDER_VERSION = 1
+COCO_BUILDER_VERSION = 1
 
 
 @dataclass
@@ -100,21 +106,33 @@ def build_demo_set(
             "none of the demo photos is available",
             hint="pip install 'mlperf-pilot[demo]' (scikit-image, scikit-learn, matplotlib)",
         )
-    recipe = {
-        "builder": f"demo-photos/{BUILDER_VERSION}",
-        "photos": [[p.id, p.sha256, p.label] for p in photos],
-    }
+    if card.layout == "imagenet":
+        recipe: dict[str, object] = {
+            "builder": f"demo-photos/{BUILDER_VERSION}",
+            "photos": [[p.id, p.sha256, p.label] for p in photos],
+        }
+    else:
+        recipe = {
+            "builder": f"demo-photos-coco/{COCO_BUILDER_VERSION}",
+            "photos": [[p.id, p.sha256, [[b.category, list(b.bbox)] for b in p.boxes],
+                        [[b.category, list(b.bbox)] for b in p.crowd]] for p in photos],
+            "categories": card.categories,
+        }
 
     def build(folder: Path) -> BuildResult:
-        images = folder / "images"
-        images.mkdir()
-        lines = []
-        for number, photo in enumerate(photos):
-            source = found[photo.id]
-            name = f"{number:02d}-{photo.id}{source.suffix.lower()}"
-            shutil.copyfile(source, images / name)
-            lines.append(f"images/{name} {photo.label}")
-        (folder / "val_map.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        names = [f"{number:02d}-{photo.id}{found[photo.id].suffix.lower()}"
+                 for number, photo in enumerate(photos)]
+        image_dir = folder / ("images" if card.layout == "imagenet" else card.image_dir)
+        image_dir.mkdir(parents=True)
+        for photo, name in zip(photos, names, strict=True):
+            shutil.copyfile(found[photo.id], image_dir / name)
+        if card.layout == "imagenet":
+            lines = [f"images/{name} {photo.label}" for photo, name in zip(photos, names,
+                                                                          strict=True)]
+            (folder / "val_map.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            write_coco_annotations(card, photos, [image_dir / n for n in names],
+                                   folder / (card.annotations or "annotations.json"))
         return BuildResult(
             main=None, source="packaged photos (Python and Debian packages)",
             meta={"photos": len(photos), "skipped": skipped},
@@ -122,3 +140,30 @@ def build_demo_set(
 
     entry, built = cache.get_or_build("dataset", card.name, recipe, build)
     return DemoSet(entry=entry, built_now=built, photos=photos, skipped=skipped)
+
+
+def write_coco_annotations(card: DatasetCard, photos: list[DemoPhoto], files: list[Path],
+                           target: Path) -> None:
+    """The card's boxes as a COCO annotation file (image ids 1.. in photo order; crowd
+    regions as ``iscrowd: 1``)."""
+    images, annotations = [], []
+    for image_id, (photo, path) in enumerate(zip(photos, files, strict=True), start=1):
+        with Image.open(path) as img:
+            width, height = img.size
+        images.append({"id": image_id, "file_name": path.name, "height": height,
+                       "width": width})
+        for crowd, boxes in ((0, photo.boxes), (1, photo.crowd)):
+            for box in boxes:
+                x, y, w, h = (float(v) for v in box.bbox)
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": image_id,
+                    "category_id": card.categories[box.category], "bbox": [x, y, w, h],
+                    "area": w * h, "iscrowd": crowd,
+                })
+    categories = [{"id": cid, "name": name, "supercategory": ""}
+                  for name, cid in sorted(card.categories.items(), key=lambda kv: kv[1])]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({
+        "info": {"description": card.title}, "licenses": [], "images": images,
+        "annotations": annotations, "categories": categories,
+    }, indent=1), encoding="utf-8")

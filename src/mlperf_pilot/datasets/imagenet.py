@@ -18,13 +18,16 @@ from mlperf_pilot.errors import DatasetError
 
 @dataclass(frozen=True)
 class ImageList:
-    """A labelled list of images: what a classification dataset gives the pipeline."""
+    """The images of a dataset in QSL order, with what accuracy needs: class labels
+    (classification) or the annotation file and each image's size (detection)."""
 
     name: str
     root: Path
     files: tuple[str, ...]  # relative to root, in QSL order
-    labels: np.ndarray  # int64, one per file
-    list_digest: str  # sha256 of the whole list file (before --count)
+    labels: np.ndarray  # int64, one per file (-1 for detection sets)
+    list_digest: str  # sha256 of the whole list/annotation file (before --count)
+    annotations: Path | None = None  # detection: the COCO-format annotation json
+    image_hw: np.ndarray | None = None  # detection: (count, 2) height, width per image
 
     def __len__(self) -> int:
         return len(self.files)

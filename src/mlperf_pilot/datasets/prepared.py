@@ -61,6 +61,8 @@ class NpyDirDataset:
     labels: np.ndarray
     library: str
     built_now: int  # how many samples this run preprocessed (0 = all from cache)
+    annotations: Path | None = None  # detection: the annotation json (accuracy)
+    image_hw: np.ndarray | None = None  # detection: original height, width per sample
 
     def sample_path(self, index: int) -> Path:
         return self.folder / f"{index:07d}.npy"
@@ -157,6 +159,8 @@ def prepare_images(
         labels=images.labels,
         library=library,
         built_now=len(missing),
+        annotations=images.annotations,
+        image_hw=images.image_hw,
     )
 
 

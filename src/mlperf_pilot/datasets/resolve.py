@@ -1,5 +1,6 @@
-"""Find the dataset a run needs: --dataset-path, a folder registered with
-``cache add``, or a set the project builds itself (the demo)."""
+"""Find the dataset a run needs (--dataset-path, a folder registered with ``cache add``,
+or a set the project builds itself: the demos) and read its index in the card's layout
+(ImageNet ``val_map.txt``, or a COCO-format annotation file)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.catalog.cards import DatasetCard
+from mlperf_pilot.datasets.coco import load_coco
 from mlperf_pilot.datasets.demo import build_demo_set
 from mlperf_pilot.datasets.imagenet import ImageList, load_imagenet
 from mlperf_pilot.errors import ConfigError, DatasetError
@@ -47,11 +49,12 @@ def resolve_dataset(
     progress: Progress = NULL_PROGRESS,
 ) -> ResolvedDataset:
     root, source, notes = dataset_root(card, dataset_path, cache, progress)
-    if card.layout != "imagenet":
-        raise ConfigError(
-            f"dataset {card.name} ({card.layout} layout) is not supported by this version",
-            hint="image classification on ImageNet-layout data is supported",
-        )
-    images = load_imagenet(root, list_file=card.list_file or "val_map.txt", count=count,
-                           name=card.name)
+    if card.layout == "imagenet":
+        images = load_imagenet(root, list_file=card.list_file or "val_map.txt", count=count,
+                               name=card.name)
+    else:  # coco and openimages: a COCO-format annotation file and an image folder
+        if not card.annotations:
+            raise ConfigError(f"dataset card {card.name} names no annotation file")
+        images = load_coco(root, annotations=card.annotations, image_dir=card.image_dir,
+                           count=count, name=card.name)
     return ResolvedDataset(images=images, source=source, notes=notes)

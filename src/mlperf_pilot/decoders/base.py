@@ -12,7 +12,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlperf_pilot.catalog.cards import PostprocessSpec
+from mlperf_pilot.catalog.cards import PostprocessSpec, PreprocessSpec, ResizeSpec
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a detection decoder needs to put boxes back on the original image: the
+    network input size, each sample's original size, and whether the input was
+    letterboxed (padded) rather than stretched."""
+
+    input_hw: tuple[int, int] | None = None
+    image_hw: np.ndarray | None = None  # (count, 2) height, width per QSL index
+    letterbox: ResizeSpec | None = None  # the letterbox resize, if the input was padded
+
+    @classmethod
+    def of(cls, recipe: PreprocessSpec, image_hw: np.ndarray | None) -> Geometry:
+        letterbox = recipe.resize if recipe.resize.mode == "letterbox" else None
+        return cls(input_hw=recipe.output_hw, image_hw=image_hw, letterbox=letterbox)
 
 
 @dataclass(frozen=True)
@@ -37,8 +53,9 @@ class ResponseBatch:
 
 
 class Decoder(abc.ABC):
-    def __init__(self, spec: PostprocessSpec) -> None:
+    def __init__(self, spec: PostprocessSpec, geometry: Geometry | None = None) -> None:
         self.spec = spec
+        self.geometry = geometry or Geometry()
 
     @abc.abstractmethod
     def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:
