@@ -8,6 +8,7 @@ predictable.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,149 @@ def make_failing_classifier(path: Path, *, threshold: float = 0.5) -> Path:
         initializer=init,
     )
     return _save(graph, path)
+
+
+# --- detection -------------------------------------------------------------------------
+
+COCO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+            24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47,
+            48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70,
+            72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90]
+BOX = 60  # every object is a BOX x BOX square: a 14-pixel shift gives IoU 0.6216
+
+
+def make_coco_folder(
+    root: Path, count: int = 6, *, annotations: str = "annotations/instances_val2017.json",
+    image_dir: str = "val2017", category_ids: list[int] | None = None,
+) -> list[dict]:
+    """A COCO-format folder of synthetic JPEGs: a distinct plain background per image and
+    one or two solid squares (the objects). Returns the ``images`` entries, each with its
+    ``objects`` (category_id, bbox [x, y, w, h]) added."""
+    category_ids = category_ids or COCO_IDS
+    sizes = [(160, 120), (200, 150), (120, 160)]
+    images, anns = [], []
+    (root / image_dir).mkdir(parents=True, exist_ok=True)
+    (root / annotations).parent.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        width, height = sizes[i % len(sizes)]
+        pixels = np.empty((height, width, 3), np.uint8)
+        pixels[:] = ((37 * i) % 200 + 20, (71 * i + 90) % 200 + 20, (113 * i + 40) % 200 + 20)
+        boxes = [(8, 8)] + ([(width - BOX - 20, height - BOX - 8)] if i % 2 else [])
+        objects = []
+        for k, (x, y) in enumerate(boxes):
+            pixels[y:y + BOX, x:x + BOX] = (255, 255, 255) if k == 0 else (0, 0, 0)
+            category = category_ids[(3 * i + k) % len(category_ids)]
+            objects.append({"category_id": category, "bbox": [x, y, BOX, BOX]})
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": category,
+                         "bbox": [x, y, BOX, BOX], "area": BOX * BOX, "iscrowd": 0})
+        name = f"{i + 1:012d}.jpg"
+        Image.fromarray(pixels).save(root / image_dir / name, quality=95)
+        images.append({"id": i + 1, "file_name": name, "width": width, "height": height,
+                       "objects": objects})
+    listing = [{k: v for k, v in img.items() if k != "objects"} for img in images]
+    categories = [{"id": c, "name": f"class-{c}", "supercategory": "thing"}
+                  for c in category_ids]
+    (root / annotations).write_text(json.dumps(
+        {"images": listing, "annotations": anns, "categories": categories}))
+    return images
+
+
+def make_detection_oracle(path: Path, fmt, recipe, root: Path, images: list[dict], *,
+                          image_dir: str = "val2017", shift_px: int = 0) -> Path:
+    """An ONNX model that answers each image of ``images`` with its own ground-truth
+    boxes (moved right by ``shift_px``), in the output convention of ``fmt``'s
+    postprocess kind. It recognises an image by the per-channel mean of its preprocessed
+    tensor (nearest stored key), so it must see the same preprocessing as the run."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlperf_pilot.datasets.preprocess import preprocess_image, resolve_library
+
+    library = resolve_library(recipe)
+    nchw = recipe.layout == "NCHW"
+    tensors = [preprocess_image(root / image_dir / img["file_name"], recipe, library)
+               for img in images]
+    keys = np.stack([t.astype(np.float32).mean(axis=(1, 2) if nchw else (0, 1))
+                     for t in tensors])
+    tables = _oracle_tables(fmt.postprocess, recipe, images, shift_px)
+    in_h, in_w = recipe.output_hw
+    batch = fmt.inputs[0].shape[0]
+    squeeze = fmt.postprocess.kind == "boxes-labels-scores" and batch == 1
+    dtype = TensorProto.UINT8 if recipe.dtype == "uint8" else TensorProto.FLOAT
+    shape = [batch if batch > 0 else "N", 3, in_h, in_w] if nchw else \
+        [batch if batch > 0 else "N", in_h, in_w, 3]
+    input_name = fmt.inputs[0].name
+    init = [numpy_helper.from_array(keys, "keys")]
+    nodes = [
+        helper.make_node("Cast", [input_name], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["x"], ["key"], axes=[2, 3] if nchw else [1, 2],
+                         keepdims=0),
+        helper.make_node("Unsqueeze", ["key", "one"], ["key3"]),
+        helper.make_node("Sub", ["key3", "keys"], ["diff"]),
+        helper.make_node("ReduceSumSquare", ["diff"], ["dist"], axes=[2], keepdims=0),
+        helper.make_node("ArgMin", ["dist"], ["row"], axis=1, keepdims=0),
+    ]
+    init.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
+    if squeeze:
+        init.append(numpy_helper.from_array(np.array([0], np.int64), "zero"))
+        nodes.append(helper.make_node("Squeeze", ["row", "zero"], ["pick"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["row"], ["pick"]))
+    outputs = []
+    for name, table in zip(fmt.postprocess.outputs, tables, strict=True):
+        init.append(numpy_helper.from_array(table, f"{name}_table"))
+        nodes.append(helper.make_node("Gather", [f"{name}_table", "pick"], [name], axis=0))
+        elem = TensorProto.INT64 if table.dtype == np.int64 else TensorProto.FLOAT
+        dims = list(table.shape[1:]) if squeeze else ["N", *table.shape[1:]]
+        outputs.append(helper.make_tensor_value_info(name, elem, dims))
+    graph = helper.make_graph(
+        nodes, "detection_oracle",
+        [helper.make_tensor_value_info(input_name, dtype, shape)], outputs, initializer=init)
+    return _save(graph, path)
+
+
+def _oracle_tables(post, recipe, images: list[dict], shift_px: int) -> list[np.ndarray]:
+    """Per image, the outputs a perfect model of this kind would give (padded rows
+    score 0)."""
+    slots = max(len(img["objects"]) for img in images)
+    in_h, in_w = recipe.output_hw
+    count = len(images)
+    norm = np.zeros((count, slots, 4), np.float32)  # x1, y1, x2, y2 relative to the image
+    cats = np.zeros((count, slots), np.int64)
+    scores = np.zeros((count, slots), np.float32)
+    for i, img in enumerate(images):
+        for k, obj in enumerate(img["objects"]):
+            x, y, w, h = obj["bbox"]
+            x += shift_px
+            norm[i, k] = (x / img["width"], y / img["height"], (x + w) / img["width"],
+                          (y + h) / img["height"])
+            cats[i, k] = obj["category_id"]
+            scores[i, k] = 1.0 - 0.01 * k
+    x1, y1, x2, y2 = (norm[..., j] for j in range(4))
+    if post.kind == "tf-detection":
+        nums = np.array([len(img["objects"]) for img in images], np.float32)
+        return [nums, np.stack([y1, x1, y2, x2], -1), scores, cats.astype(np.float32)]
+    if post.kind == "boxes-labels-scores":
+        scale = np.array([1.0] * 4 if post.boxes_normalized else [in_w, in_h, in_w, in_h],
+                         np.float32)
+        return [(norm * scale).astype(np.float32), cats, scores]
+    if post.kind == "boxes-scores":  # cx, cy, w, h relative to the input; 80-class scores
+        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+        one_hot = np.zeros((count, slots, 80), np.float32)
+        for i in range(count):
+            for k in range(len(images[i]["objects"])):
+                one_hot[i, k, COCO_IDS.index(int(cats[i, k]))] = scores[i, k]
+        return [boxes.astype(np.float32), one_hot]
+    if post.kind == "yolo":  # (4 + 80, anchors): cx, cy, w, h in letterboxed input pixels
+        from mlperf_pilot.datasets.preprocess import letterbox_geometry
+
+        head = np.zeros((count, 84, slots), np.float32)
+        for i, img in enumerate(images):
+            ratio, top, left = letterbox_geometry(img["height"], img["width"], recipe.resize)
+            for k in range(len(img["objects"])):
+                bx1, bx2 = x1[i, k] * img["width"], x2[i, k] * img["width"]
+                by1, by2 = y1[i, k] * img["height"], y2[i, k] * img["height"]
+                head[i, :4, k] = ((bx1 + bx2) / 2 * ratio + left, (by1 + by2) / 2 * ratio + top,
+                                  (bx2 - bx1) * ratio, (by2 - by1) * ratio)
+                head[i, 4 + COCO_IDS.index(int(cats[i, k])), k] = scores[i, k]
+        return [head]
+    raise ValueError(f"no oracle for postprocess kind {post.kind}")
