@@ -125,9 +125,9 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
     """Check every name and combination before anything is downloaded or run."""
     catalog = catalog or _load_catalog()
     card = catalog.model(spec.model)
-    fmt = card.format(spec.model_format)
     backend_name = spec.backend or card.default_backend
     cls = backend_class(backend_name)
+    fmt = choose_format(card, cls, spec.model_format)
     if fmt.format not in cls.formats:
         usable = [f.id for f in card.formats if f.format in cls.formats]
         raise ConfigError(
@@ -149,6 +149,23 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
         )
     _check_paths(spec)
     return RunPlan(spec, card, fmt, dataset_card, catalog.recipe(fmt.preprocess), backend_name)
+
+
+def choose_format(card: ModelCard, backend: type[Backend], requested: str | None
+                  ) -> ModelFormat:
+    """The format asked for; else the card's default when the backend runs it; else the
+    card's format the backend prefers (``--backend openvino`` on an ONNX card picks the
+    IR the card converts to, or the ONNX file OpenVINO reads directly)."""
+    if requested is not None:
+        return card.format(requested)
+    default = card.format(None)
+    if default.format in backend.formats:
+        return default
+    for kind in backend.formats:
+        for fmt in card.formats:
+            if fmt.format == kind:
+                return fmt
+    return default  # plan_run refuses it with the usable choices
 
 
 def _check_paths(spec: RunSpec) -> None:
@@ -457,6 +474,7 @@ class BenchmarkRunner:
             backend.load(LoadOptions(
                 model_path=model_path or Path("none"), inputs=plan.fmt.inputs,
                 outputs=plan.fmt.postprocess.outputs, device=self.spec.device, threads=threads,
+                extra=dict(plan.fmt.options),
             ))
         fixed = backend.fixed_batch_size
         max_batch = min(self.spec.sut.max_batch_size, fixed) if fixed else \

@@ -140,7 +140,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
             backend.load(LoadOptions(
                 model_path=job.model_path or Path("none"), inputs=fmt.inputs,
                 outputs=fmt.postprocess.outputs, device=job.spec.device, threads=job.threads,
-                spin_wait=job.spec.sut.spin_for(job.scenario.value),
+                spin_wait=job.spec.sut.spin_for(job.scenario.value), extra=dict(fmt.options),
             ))
         record.device_in_use = backend.device_in_use
         dataset = job.dataset.open()

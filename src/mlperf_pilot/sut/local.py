@@ -85,6 +85,15 @@ class LocalSut:
         self.stats = SutStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._predict = backend.predict
+        if settings.workers > 1 and not getattr(backend, "thread_safe", True):
+            predict_lock = threading.Lock()
+
+            def serialised(batch: np.ndarray) -> list[np.ndarray]:
+                with predict_lock:  # this backend runs one call at a time
+                    return backend.predict(batch)
+
+            self._predict = serialised
         self._failed = False
         self._threads: list[threading.Thread] = []
 
@@ -199,7 +208,7 @@ class LocalSut:
         try:
             batch = self.store.gather(idx, buffer)
             started = time.perf_counter()
-            outputs = self.backend.predict(batch)
+            outputs = self._predict(batch)
             self.stats.predict_s += time.perf_counter() - started
             responses = self.decoder.decode(outputs, idx)
         except Exception as exc:
