@@ -153,15 +153,16 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
 
 def choose_format(card: ModelCard, backend: type[Backend], requested: str | None
                   ) -> ModelFormat:
-    """The format asked for; else the card's default when the backend runs it; else the
-    card's format the backend prefers (``--backend openvino`` on an ONNX card picks the
-    IR the card converts to, or the ONNX file OpenVINO reads directly)."""
+    """The format asked for; else, in the backend's order of preference, the card's
+    default format when it is of that kind, or the card's first format of that kind
+    (``--backend openvino`` picks the IR the card converts to, before the ONNX file
+    OpenVINO also reads)."""
     if requested is not None:
         return card.format(requested)
     default = card.format(None)
-    if default.format in backend.formats:
-        return default
     for kind in backend.formats:
+        if default.format == kind:
+            return default
         for fmt in card.formats:
             if fmt.format == kind:
                 return fmt

@@ -131,3 +131,31 @@ def test_demo_detector_builds_and_finds_the_objects(tmp_path: Path) -> None:
         assert record.accuracy.value == pytest.approx(37.729, abs=1.0)  # CPU float noise
     else:  # without the Debian photos: fewer, still well-detected objects
         assert record.accuracy.value > 20.0
+
+
+@pytest.mark.demo
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in
+        ("torch", "efficientnet_lite_pytorch", "tensorflow", "ai_edge_litert", "openvino",
+         "cv2")),
+    reason="the [demo] and [backends] extras are not installed",
+)
+def test_demo_model_runs_on_every_backend_with_the_same_accuracy(tmp_path: Path) -> None:
+    """`run --backend X` on the demo: the card's formats are built or converted once
+    (TorchScript, Keras port → SavedModel → TFLite, ONNX → OpenVINO IR), each checked
+    against its source, and every backend scores the same top-1."""
+    from mlperf_pilot.runner import resolve_spec, run_benchmark
+
+    texts = {}
+    for backend in ("onnxruntime", "pytorch", "tensorflow", "tflite", "openvino", "opencv"):
+        spec = resolve_spec([{"backend": backend, "scenarios": ["Offline"],
+                              "modes": ["accuracy"], "results_dir": tmp_path / "res",
+                              "cache_dir": tmp_path / "cache"}])
+        (record,) = run_benchmark(spec).records
+        assert record.status == "VALID", (backend, record.reasons)
+        texts[backend] = record.accuracy.text.strip()
+    assert len(set(texts.values())) == 1, texts
+    cached = {e.name for e in AssetCache(tmp_path / "cache").entries(kind="model")}
+    assert {"efficientnet-lite0-demo", "efficientnet-lite0-demo:pytorch",
+            "efficientnet-lite0-demo:tensorflow", "efficientnet-lite0-demo:tflite",
+            "efficientnet-lite0-demo:openvino"} <= cached

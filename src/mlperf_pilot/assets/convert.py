@@ -43,7 +43,9 @@ def onnx_to_openvino_ir(fmt: ModelFormat, source: Path, folder: Path) -> BuildRe
     probe = _probe(fmt)
     session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
     expected = session.run([fmt.postprocess.outputs[0]], {fmt.inputs[0].name: probe})[0]
-    compiled = ov.Core().compile_model(str(out_path), "CPU")
+    # f32: on CPUs with bf16/AMX the plugin would otherwise compute in bf16
+    compiled = ov.Core().compile_model(str(out_path), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
     got = compiled(probe)[compiled.output(fmt.postprocess.outputs[0])]
     worst = check_outputs_match(got, expected, "OpenVINO IR")
     return BuildResult(main=fmt.file_name, source=f"converted from {source.name} by "

@@ -15,7 +15,8 @@ from mlperf_pilot.config import Device
 
 class NullBackend(Backend):
     name = "null"
-    formats = ("onnx", "tensorflow", "pytorch", "tflite", "openvino", "ncnn", "none")
+    formats = ("onnx", "tensorflow", "pytorch", "tflite", "openvino", "caffe", "darknet", "ncnn",
+               "none")
     devices = (Device.CPU,)
     package = None
     import_name = None

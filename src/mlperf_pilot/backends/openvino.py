@@ -1,8 +1,9 @@
 """OpenVINO: IR (.xml + .bin) and ONNX files on the CPU plugin.
 
 The model is compiled with a performance hint — ``LATENCY`` by default (one stream,
-the SUT's threads), or what the card's ``options.performance_hint`` says — and
-``INFERENCE_NUM_THREADS`` set to the SUT's share of the cores. Each SUT worker thread
+the SUT's threads), or what the card's ``options.performance_hint`` says —,
+``INFERENCE_NUM_THREADS`` set to the SUT's share of the cores, and f32 precision
+(``options.inference_precision`` may ask for bf16). Each SUT worker thread
 gets its own infer request, so several workers may run at once.
 """
 
@@ -48,8 +49,11 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"OpenVINO model {path} does not exist")
         core = ov.Core()
         hint = str(options.extra.get("performance_hint", "LATENCY")).upper()
+        # f32 unless the card asks otherwise: on CPUs with bf16/AMX the plugin would
+        # otherwise compute in bf16 and change the accuracy
+        precision = str(options.extra.get("inference_precision", "f32"))
         config = {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": max(1, options.threads),
-                  "INFERENCE_PRECISION_HINT": "f32"}
+                  "INFERENCE_PRECISION_HINT": precision}
         try:
             model = core.read_model(str(path))
             self._compiled = core.compile_model(model, "CPU", config)

@@ -370,6 +370,33 @@ def list_command(state: State, what: str, as_json: bool) -> None:
     stdout.print(simple_table(what, columns, rows))
 
 
+# -------------------------------------------------------------------------------- doctor
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def doctor(state: State, as_json: bool) -> None:
+    """Check this installation: LoadGen, every backend and the devices it sees, the
+    cache and its free space, the demo's prerequisites; each problem with its fix."""
+    from mlperf_pilot.cli.render import simple_table
+    from mlperf_pilot.doctor import FAIL, diagnose
+
+    findings = diagnose(state.cache().root)
+    if as_json:
+        sys.stdout.write(json.dumps([f.as_dict() for f in findings], indent=2) + "\n")
+    else:
+        rows = [(f.area, f.name, f.status.upper(), f.detail, f.fix) for f in findings]
+        stdout.print(simple_table("mlperf-pilot doctor",
+                                  ("Area", "Check", "Status", "Found", "Fix"), rows))
+    failed = [f for f in findings if f.status == FAIL]
+    if failed:
+        if not as_json:
+            stderr.print(f"{len(failed)} problem(s): "
+                         + "; ".join(f"{f.name}: {f.fix}" for f in failed))
+        raise SystemExit(EXIT_FAILED)
+
+
 # --------------------------------------------------------------------------------- bench
 
 
