@@ -276,7 +276,9 @@ def _oracle_tables(post, recipe, images: list[dict], shift_px: int) -> list[np.n
     if post.kind == "boxes-labels-scores":
         scale = np.array([1.0] * 4 if post.boxes_normalized else [in_w, in_h, in_w, in_h],
                          np.float32)
-        return [(norm * scale).astype(np.float32), cats, scores]
+        if post.accuracy_inv_map:  # 1-based 80-class labels, mapped by the accuracy script
+            cats = np.vectorize(lambda c: COCO_IDS.index(int(c)) + 1 if c else 0)(cats)
+        return [(norm * scale).astype(np.float32), cats.astype(np.int64), scores]
     if post.kind == "boxes-scores":  # cx, cy, w, h relative to the input; 80-class scores
         boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
         one_hot = np.zeros((count, slots, 80), np.float32)

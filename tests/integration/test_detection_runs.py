@@ -36,11 +36,12 @@ def coco_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
 
 
 def _accuracy(model: str, model_path: Path, dataset: Path, results: Path,
-              scenarios: tuple[str, ...] = ("Offline",), modes: tuple[str, ...] = ("accuracy",)):
+              scenarios: tuple[str, ...] = ("Offline",), modes: tuple[str, ...] = ("accuracy",),
+              count: int | None = None):
     spec = resolve_spec([{"model": model, "model_path": model_path, "dataset_path": dataset,
                           "scenarios": list(scenarios), "modes": list(modes),
                           "results_dir": results, "test_duration_ms": 300,
-                          "preprocess_workers": 1}])
+                          "preprocess_workers": 1, "count": count}])
     return run_benchmark(spec)
 
 
@@ -87,6 +88,16 @@ def test_yolo_letterboxed_head_on_a_coco_safe_folder(tmp_path: Path) -> None:
     images = make_coco_folder(root, 5, image_dir="val2017_safe")
     oracle = _oracle(tmp_path, "yolo", root, images, image_dir="val2017_safe")
     (record,) = _accuracy("yolo", oracle, root, tmp_path / "res").records
+    assert record.status == "VALID", record.reasons
+    assert record.accuracy.value == pytest.approx(100.0)
+
+
+def test_ssd_resnet34_labels_go_through_the_inverse_map(
+    coco_folder: tuple[Path, list[dict]], tmp_path: Path,
+) -> None:
+    root, images = coco_folder
+    oracle = _oracle(tmp_path, "ssd-resnet34", root, images[:3])
+    (record,) = _accuracy("ssd-resnet34", oracle, root, tmp_path / "res", count=3).records
     assert record.status == "VALID", record.reasons
     assert record.accuracy.value == pytest.approx(100.0)
 

@@ -228,7 +228,7 @@ def build_resnet50_synthetic_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
         warnings.simplefilter("ignore")
         example = torch.zeros(1, *fmt.inputs[0].shape[1:])
         torch.onnx.export(
-            _flat_head(torch, model), example, str(out_path), dynamo=False,
+            model, example, str(out_path), dynamo=False,
             opset_version=opset,
             input_names=[input_name], output_names=list(fmt.outputs),
             dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},

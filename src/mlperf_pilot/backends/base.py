@@ -53,14 +53,19 @@ class Backend(abc.ABC):
     def is_installed(cls) -> bool:
         return cls.import_name is None or importlib.util.find_spec(cls.import_name) is not None
 
+    # other distributions that provide the same import (e.g. onnxruntime-gpu)
+    alternatives: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def version(cls) -> str | None:
         if cls.package is None:
             return None
-        try:
-            return importlib.metadata.version(cls.package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        for dist in (cls.package, *cls.alternatives):
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
 
     @classmethod
     def available_devices(cls) -> list[Device]:

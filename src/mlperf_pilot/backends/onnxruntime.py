@@ -21,6 +21,7 @@ class OnnxRuntimeBackend(Backend):
     package = "onnxruntime"
     import_name = "onnxruntime"
     extra = None  # a core dependency; onnxruntime-gpu for CUDA
+    alternatives = ("onnxruntime-gpu",)
 
     def __init__(self) -> None:
         self._session: Any = None
@@ -28,17 +29,6 @@ class OnnxRuntimeBackend(Backend):
         self._outputs: list[str] = []
         self._fixed_batch: int | None = None
         self._run_options: Any = None
-
-    @classmethod
-    def version(cls) -> str | None:
-        for dist in ("onnxruntime", "onnxruntime-gpu"):
-            try:
-                import importlib.metadata
-
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     @classmethod
     def available_devices(cls) -> list[Device]:

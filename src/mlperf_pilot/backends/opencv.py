@@ -28,6 +28,7 @@ class OpenCvBackend(Backend):
     package = "opencv-python-headless"
     import_name = "cv2"
     extra = "opencv"
+    alternatives = ("opencv-python", "opencv-contrib-python")
     thread_safe = False
 
     def __init__(self) -> None:
@@ -36,17 +37,6 @@ class OpenCvBackend(Backend):
         self._outputs: list[str] = []
         self._nhwc = False
         self._device = ""
-
-    @classmethod
-    def version(cls) -> str | None:
-        import importlib.metadata
-
-        for dist in ("opencv-python-headless", "opencv-python", "opencv-contrib-python"):
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     @classmethod
     def available_devices(cls) -> list[Device]:

@@ -32,6 +32,7 @@ class TensorFlowBackend(Backend):
     package = "tensorflow"
     import_name = "tensorflow"
     extra = "tensorflow"
+    alternatives = ("tensorflow-cpu",)
 
     def __init__(self) -> None:
         self._tf: Any = None
@@ -40,17 +41,6 @@ class TensorFlowBackend(Backend):
         self._device = ""
         self._kind = ""
         self._checked = False
-
-    @classmethod
-    def version(cls) -> str | None:
-        import importlib.metadata
-
-        for dist in ("tensorflow", "tensorflow-cpu"):
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     @classmethod
     def available_devices(cls) -> list[Device]:

@@ -42,6 +42,7 @@ class TfliteBackend(Backend):
     package = "ai-edge-litert"
     import_name = "ai_edge_litert"
     extra = "tflite"
+    alternatives = ("tensorflow", "tensorflow-cpu")
     thread_safe = False  # one interpreter, one call at a time
 
     def __init__(self) -> None:
@@ -59,17 +60,6 @@ class TfliteBackend(Backend):
 
         return any(importlib.util.find_spec(m) is not None
                    for m in ("ai_edge_litert", "tensorflow"))
-
-    @classmethod
-    def version(cls) -> str | None:
-        import importlib.metadata
-
-        for dist in ("ai-edge-litert", "tensorflow", "tensorflow-cpu"):
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     def load(self, options: LoadOptions) -> None:
         path = Path(options.model_path)
