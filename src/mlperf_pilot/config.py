@@ -131,7 +131,8 @@ class SutSettings(_Frozen):
     # Server/MultiStream: how long the batcher may wait for more samples before running a
     # partial batch; 0 = run whatever is queued at once.
     batch_timeout_us: int = Field(default=0, ge=0)
-    workers: int = Field(default=1, ge=1)
+    # Inference threads pulling batches; 0 = by scenario (see ``layout``).
+    workers: int = Field(default=0, ge=0)
     # Backend intra-op threads; 0 = the number of usable cores divided by ``workers``.
     threads: int = Field(default=0, ge=0)
     # After a failed inference: "stop" completes every later sample without running it
@@ -140,6 +141,22 @@ class SutSettings(_Frozen):
     # Busy-waiting backend threads: "auto" = on, except in Server, where LoadGen's issue
     # thread needs the cores.
     spin_wait: str = Field(default="auto", pattern="^(auto|on|off)$")
+
+    def layout(self, scenario: str, cores: int, *, parallel: bool) -> tuple[int, int]:
+        """(workers, intra-op threads per worker) for one scenario, never more threads
+        than ``cores`` unless the user asked for them. Measured on 2 cores
+        (benchmarks/results/scaling.md): Offline, SingleStream and MultiStream are
+        best with one worker using every core; Server, where batches are small and
+        arrive at random, with one single-threaded worker per core (EfficientNet-Lite0
+        peak VALID QPS 0.98x Offline against 0.73x). ``parallel`` is false for
+        backends that run one call at a time, or off the CPU: they get one worker."""
+        workers = self.workers
+        if not workers:
+            workers = 1
+            if scenario == "Server" and parallel:
+                workers = max(1, cores // (self.threads or 1))
+        threads = self.threads or max(1, cores // workers)
+        return workers, threads
 
     def spin_for(self, scenario: str) -> bool:
         if self.spin_wait == "auto":

@@ -278,14 +278,26 @@ class BenchmarkRunner:
                 f"preprocessing used {prepared.library}, not {plan.recipe.resize.library} as "
                 "the reference does (install the [opencv] extra for reference pixels)"
             )
-        threads = spec.sut.threads or max(1, usable_cores() // spec.sut.workers)
+        cls = backend_class(plan.backend_name)
+        parallel = cls.thread_safe and spec.device is Device.CPU
+        layouts = {scenario: spec.sut.layout(scenario.value, usable_cores(), parallel=parallel)
+                   for scenario in spec.scenarios}
+        # the warm-up estimates one worker's speed, as Offline runs it
+        _, threads = spec.sut.layout(Scenario.OFFLINE.value, usable_cores(), parallel=parallel)
         estimates, max_batch, device_in_use = self._warm_up(model_path, prepared, threads)
-        backend_version = backend_class(plan.backend_name).version()
+        backend_version = cls.version()
+        by_layout: dict[tuple[int, int], list[str]] = {}
+        for scenario, layout in layouts.items():
+            by_layout.setdefault(layout, []).append(scenario.value)
+        shapes = "; ".join(
+            f"{w} worker(s) x {t} intra-op thread(s)"
+            + (f" ({', '.join(names)})" if len(by_layout) > 1 else "")
+            for (w, t), names in by_layout.items())
         summary.notes.append(
             f"backend {plan.backend_name} {backend_version or ''} on "
-            f"{device_in_use}: {threads} intra-op thread(s) x {spec.sut.workers} "
-            f"worker(s), batches of up to {max_batch}; warm-up: {estimates.latency_ms:.3g} ms "
-            f"per sample, {estimates.offline_qps:.4g} samples/s at batch {max_batch}"
+            f"{device_in_use}: {shapes}, batches of up to {max_batch}; "
+            f"warm-up: {estimates.latency_ms:.3g} ms per sample, "
+            f"{estimates.offline_qps:.4g} samples/s at batch {max_batch}"
         )
         context = {
             "command": self.command,
@@ -299,7 +311,6 @@ class BenchmarkRunner:
             "backend": plan.backend_name,
             "backend_version": backend_version,
             "device_in_use": device_in_use,
-            "threads": threads,
             "max_batch_size": max_batch,
             "warmup_estimates": {"latency_ms": estimates.latency_ms,
                                  "batch_latency_ms": estimates.batch_latency_ms},
@@ -309,6 +320,10 @@ class BenchmarkRunner:
         targets = TargetsFile(spec.targets_file or DEFAULT_TARGETS_FILE)
         summary.targets_file = targets.path.resolve()
         for scenario in spec.scenarios:
+            workers, threads = layouts[scenario]
+            context = {**context, "workers": workers, "threads": threads}
+            scenario_spec = spec.model_copy(update={"sut": spec.sut.model_copy(
+                update={"workers": workers, "threads": threads})})
             paths = ScenarioPaths.of(spec.results_dir, plan.system, plan.card.name, scenario)
             calibrated = (targets.get(plan.system, plan.card.name, scenario)
                           if spec.execution_mode is ExecutionMode.VALID else {})
@@ -320,7 +335,7 @@ class BenchmarkRunner:
             used = self._write_scenario_files(paths, scenario, prepared.count, estimates,
                                               context, versions, calibrated)
             base = LoadGenJob(
-                spec=spec, model=plan.card.name, format_id=plan.fmt.id,
+                spec=scenario_spec, model=plan.card.name, format_id=plan.fmt.id,
                 backend=plan.backend_name, system=plan.system, model_path=model_path,
                 dataset=dataset_ref, scenario=scenario, mode=Mode.PERFORMANCE,
                 scenario_root=paths.root, threads=threads,

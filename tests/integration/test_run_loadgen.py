@@ -10,6 +10,7 @@ import pytest
 
 from builders import make_imagenet_folder
 from mlperf_pilot.config import ALL_SCENARIOS
+from mlperf_pilot.datasets.prepared import usable_cores
 from mlperf_pilot.errors import DeviceUnavailableError
 from mlperf_pilot.results.records import read_record
 from mlperf_pilot.runner import resolve_spec, run_benchmark
@@ -45,6 +46,14 @@ def test_null_backend_runs_all_four_scenarios_valid(colour_imagenet: Path,
         assert log_dir == expected / "run_1"
     units = {r.scenario: r.metric_unit for r in records}
     assert units["SingleStream"] == "ms" and units["MultiStream"] == "ms"
+    # the SUT layout each scenario ran with: one worker on every core, except Server
+    cores = usable_cores()
+    for scenario, layout in (("Offline", (1, cores)), ("SingleStream", (1, cores)),
+                             ("Server", (cores, 1))):
+        saved = json.loads((tmp_path / "null-cpu" / "resnet50" / scenario / "run_spec.json")
+                           .read_text())
+        assert (saved["resolved"]["workers"], saved["resolved"]["threads"]) == layout
+        assert (saved["spec"]["sut"]["workers"], saved["spec"]["sut"]["threads"]) == (0, 0)
 
 
 def test_resnet50_shaped_model_accuracy_and_performance(

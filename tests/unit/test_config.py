@@ -10,6 +10,7 @@ from mlperf_pilot.config import (
     Mode,
     RunSpec,
     Scenario,
+    SutSettings,
     build_run_spec,
     load_config_file,
     parse_set_option,
@@ -103,3 +104,18 @@ def test_config_file_errors(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("model: resnet50\nsut:\n  max_batch_size: 8\n")
     assert load_config_file(good) == {"model": "resnet50", "sut": {"max_batch_size": 8}}
+
+
+def test_sut_layout_by_scenario_never_oversubscribes() -> None:
+    auto = SutSettings()
+    # one worker using every core, except Server on a backend that runs calls in parallel
+    assert auto.layout("Offline", 4, parallel=True) == (1, 4)
+    assert auto.layout("SingleStream", 4, parallel=True) == (1, 4)
+    assert auto.layout("MultiStream", 4, parallel=True) == (1, 4)
+    assert auto.layout("Server", 4, parallel=True) == (4, 1)
+    assert auto.layout("Server", 4, parallel=False) == (1, 4)
+    # what the user sets wins; the other half fills the cores
+    assert SutSettings(threads=2).layout("Server", 4, parallel=True) == (2, 2)
+    assert SutSettings(workers=2).layout("Offline", 4, parallel=True) == (2, 2)
+    assert SutSettings(workers=3, threads=3).layout("Server", 2, parallel=True) == (3, 3)
+    assert SutSettings(threads=8).layout("Server", 2, parallel=True) == (1, 8)

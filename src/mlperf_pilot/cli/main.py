@@ -90,7 +90,7 @@ _SCENARIO_HELP = "SingleStream, MultiStream, Server, Offline or all (repeat or c
               help="SingleStream/MultiStream expected latency, Server latency bound (ms).")
 @click.option("--max-batch-size", type=int, help="Largest batch the SUT forms.")
 @click.option("--threads", type=int, help="Backend intra-op threads (default: cores/workers).")
-@click.option("--workers", type=int, help="SUT worker threads (default 1).")
+@click.option("--workers", type=int, help="SUT worker threads (default 1; Server: one per core).")
 @click.option("--results-dir", type=click.Path(path_type=Path), help="Default ./results.")
 @click.option("--system-name", help="Name of this system in the results tree.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),

@@ -86,7 +86,8 @@ class LocalSut:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._predict = backend.predict
-        if settings.workers > 1 and not getattr(backend, "thread_safe", True):
+        self.workers = settings.workers or 1  # 0 (by scenario) is resolved by the runner
+        if self.workers > 1 and not getattr(backend, "thread_safe", True):
             predict_lock = threading.Lock()
 
             def serialised(batch: np.ndarray) -> list[np.ndarray]:
@@ -115,7 +116,7 @@ class LocalSut:
             return
         self._failed = False
         self.stats = SutStats()
-        for number in range(self.settings.workers):
+        for number in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"sut-worker-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
