@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +100,12 @@ def build_efficientnet_lite0_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
     input_name = fmt.inputs[0].name
     output_name = fmt.outputs[0]
     out_path = folder / fmt.file_name
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        example = torch.zeros(1, *fmt.inputs[0].shape[1:])
-        torch.onnx.export(
-            _flat_head(torch, model), example, str(out_path), dynamo=False,
-            opset_version=opset,
-            input_names=[input_name], output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-        )
-        probe, _ = _probe(torch, fmt)
-        with torch.no_grad():
-            expected = model(probe).numpy()
+    _export_onnx(torch, _flat_head(torch, model), torch.zeros(1, *fmt.inputs[0].shape[1:]),
+                 out_path, input_name=input_name, output_names=[output_name], opset=opset,
+                 purpose="building the demo model")
+    probe, _ = _probe(torch, fmt)
+    with torch.no_grad():
+        expected = model(probe).numpy()
     _check_onnx_matches(out_path, input_name, probe.numpy(), expected)
     return BuildResult(
         main=fmt.file_name,
@@ -224,25 +218,32 @@ def build_resnet50_synthetic_onnx(fmt: ModelFormat, folder: Path) -> BuildResult
     model = _resnet50_v15(torch, classes=1001).eval()
     input_name = fmt.inputs[0].name
     out_path = folder / fmt.file_name
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        example = torch.zeros(1, *fmt.inputs[0].shape[1:])
-        torch.onnx.export(
-            model, example, str(out_path), dynamo=False,
-            opset_version=opset,
-            input_names=[input_name], output_names=list(fmt.outputs),
-            dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},
-        )
-        probe = torch.from_numpy(np.random.default_rng(seed).standard_normal(
-            (2, *fmt.inputs[0].shape[1:])).astype(np.float32))
-        with torch.no_grad():
-            expected = model(probe)[1].numpy()
+    _export_onnx(torch, model, torch.zeros(1, *fmt.inputs[0].shape[1:]), out_path,
+                 input_name=input_name, output_names=fmt.outputs, opset=opset, purpose=purpose)
+    probe = torch.from_numpy(np.random.default_rng(seed).standard_normal(
+        (2, *fmt.inputs[0].shape[1:])).astype(np.float32))
+    with torch.no_grad():
+        expected = model(probe)[1].numpy()
     _check_onnx_matches(out_path, input_name, probe.numpy(), expected, output=fmt.outputs[1])
     return BuildResult(
         main=fmt.file_name, source=f"ResNet-50 v1.5 with random weights (seed {seed}), torch "
         f"{torch.__version__}",
         meta={"builder": fmt.build.builder, "opset": opset, "seed": seed},
     )
+
+
+def _export_onnx(torch: Any, model: Any, example: Any, out_path: Path, *, input_name: str,
+                 output_names: Sequence[str], opset: int, purpose: str) -> None:
+    """torch → ONNX with the TorchScript exporter (it needs the ``onnx`` package) and a
+    dynamic batch axis on every input and output."""
+    _require("onnx", "onnx", "demo", purpose)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, example, str(out_path), dynamo=False, opset_version=opset,
+            input_names=[input_name], output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
+        )
 
 
 def _check_onnx_matches(path: Path, input_name: str, probe: np.ndarray,
@@ -275,17 +276,12 @@ def build_yolov3_tiny_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
     opset = int(fmt.build.params.get("opset", 17))
     input_name = fmt.inputs[0].name
     out_path = folder / fmt.file_name
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, torch.zeros(1, 3, size, size), str(out_path), dynamo=False,
-            opset_version=opset, input_names=[input_name], output_names=list(fmt.outputs),
-            dynamic_axes={input_name: {0: "batch"}, **{o: {0: "batch"} for o in fmt.outputs}},
-        )
-        probe = torch.from_numpy(np.random.default_rng(0).random(
-            (2, 3, size, size)).astype(np.float32))
-        with torch.no_grad():
-            expected = model(probe)[1].numpy()
+    _export_onnx(torch, model, torch.zeros(1, 3, size, size), out_path, input_name=input_name,
+                 output_names=fmt.outputs, opset=opset, purpose="building the demo detector")
+    probe = torch.from_numpy(np.random.default_rng(0).random(
+        (2, 3, size, size)).astype(np.float32))
+    with torch.no_grad():
+        expected = model(probe)[1].numpy()
     _check_onnx_matches(out_path, input_name, probe.numpy(), expected, output=fmt.outputs[1])
     return BuildResult(
         main=fmt.file_name,

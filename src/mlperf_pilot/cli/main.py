@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from mlperf_pilot import __version__
 from mlperf_pilot.assets.cache import AssetCache
@@ -27,8 +28,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Tables keep their full width when the output is a file or a pipe (no wrapping at 80).
 _PIPE_WIDTH = 200
-stdout = Console(highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# No console markup: messages carry paths, hints like "pip install 'mlperf-pilot[demo]'"
+# and rule names in brackets, which markup would eat. Styles are set with Text.
+stdout = Console(highlight=False, markup=False,
+                 width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+stderr = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class State:
@@ -122,12 +126,12 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
     if not stderr.is_terminal or as_json:
         progress = _PlainProgress()  # type: ignore[assignment]
     try:
-        stderr.print(
-            f"[bold]{plan.card.name}[/bold] on {plan.backend_name}/{spec.device.value}: "
+        stderr.print(Text.assemble(
+            (plan.card.name, "bold"), f" on {plan.backend_name}/{spec.device.value}: "
             f"{', '.join(s.value for s in spec.scenarios)} x "
             f"{', '.join(m.value for m in spec.modes)} "
             f"({spec.execution_mode.value} run) -> {Path(spec.results_dir).resolve()}"
-        )
+        ))
         command = shlex.join(["mlperf-pilot", *_INVOCATION])
         summary = BenchmarkRunner(plan, cache=_cache_for(spec, state), progress=progress,
                                   command=command).run()
@@ -253,10 +257,10 @@ def _print_summary(summary: Any, as_json: bool) -> None:
             stdout.print(record.reference_line)
     for record in summary.records:
         for reason in record.reasons:
-            stdout.print(f"[red]{record.scenario} {record.mode}: {reason}[/red]")
+            stdout.print(Text(f"{record.scenario} {record.mode}: {reason}", style="red"))
     for check in summary.compliance:
         for reason in check.reasons:
-            stdout.print(f"[red]{check.scenario} {check.test}: {reason}[/red]")
+            stdout.print(Text(f"{check.scenario} {check.test}: {reason}", style="red"))
     stdout.print(f"Results written to {summary.results_dir / summary.system}")
 
 
@@ -428,7 +432,7 @@ def bench(state: State, names: Sequence[str], models: Sequence[str], quick: bool
     if as_json:
         sys.stdout.write(text + "\n")
     else:
-        stdout.print(render_markdown(results), markup=False)
+        stdout.print(render_markdown(results))
 
 
 # ---------------------------------------------------------------------------- system
@@ -597,7 +601,7 @@ def _run_check(directory: Path, round_: str, *, submitter: str | None, csv: Path
         }, indent=2, default=str) + "\n")
     else:
         for line in findings_report(report):
-            stdout.print(line, markup=False, highlight=False)
+            stdout.print(line)
         valid = len(report.valid_results)
         stdout.print(f"Results={valid}, NoResults={len(report.verdicts) - valid}, "
                      f"errors={len(report.errors)}, round {report.round}; summary: {csv_path}")
@@ -649,9 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlperfPilotError as exc:
         if debug:
             traceback.print_exc()
-        stderr.print(f"[red]error:[/red] {exc.message}")
+        stderr.print(Text.assemble(("error:", "red"), f" {exc.message}"))
         if exc.hint:
-            stderr.print(f"[yellow]hint:[/yellow] {exc.hint}")
+            stderr.print(Text.assemble(("hint:", "yellow"), f" {exc.hint}"))
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.print("interrupted; partial results are kept and marked FAILED")
@@ -659,8 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so briefly, details with --debug
         if debug:
             traceback.print_exc()
-        stderr.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}")
-        stderr.print("[yellow]hint:[/yellow] rerun with --debug and report the traceback")
+        stderr.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}"))
+        stderr.print(Text.assemble(("hint:", "yellow"),
+                                   " rerun with --debug and report the traceback"))
         return EXIT_FAILED
     return EXIT_OK
 

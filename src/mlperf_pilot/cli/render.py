@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from mlperf_pilot.results.records import RunRecord
 
@@ -95,7 +96,7 @@ class RichProgress:
         self._open -= 1
 
     def note(self, message: str) -> None:
-        self.live().console.print(f"[dim]{message}[/dim]", highlight=False)
+        self.live().console.print(Text(message, style="dim"), highlight=False)
 
     def close(self) -> None:
         if self._progress is not None:
@@ -123,7 +124,7 @@ def results_table(records: Sequence[RunRecord]) -> Table:
         table.add_row(
             record.model, record.backend, record.device, record.scenario, record.mode,
             record.metric_name or "-", _metric_text(record),
-            f"[{status_style}]{record.status}[/{status_style}]", accuracy,
+            Text(record.status, style=status_style), accuracy,
         )
     return table
 
@@ -154,8 +155,7 @@ def compliance_table(records: Sequence[Any]) -> Table:
         style = "green" if record.status == "PASS" else "red"
         perf = _last_line(record.performance_check)
         acc = _last_line(record.accuracy_check)
-        table.add_row(record.scenario, record.test, f"[{style}]{record.status}[/{style}]",
-                      perf, acc)
+        table.add_row(record.scenario, record.test, Text(record.status, style=style), perf, acc)
     return table
 
 
