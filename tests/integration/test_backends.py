@@ -207,4 +207,6 @@ def test_doctor_reports_every_backend(capsys: pytest.CaptureFixture[str]) -> Non
         if not installed:
             assert "pip install" in finding["fix"]
     assert any(f["area"] == "cache" for f in findings)
+    demo = {f["name"]: f["status"] for f in findings if f["area"] == "demo"}
+    assert demo["onnx"] == "ok" and demo["torch"] == "ok"  # the test install has the demo
     assert code == (1 if any(f["status"] == "fail" for f in findings) else 0)
