@@ -142,6 +142,14 @@ class SutSettings(_Frozen):
     # thread needs the cores.
     spin_wait: str = Field(default="auto", pattern="^(auto|on|off)$")
 
+    @field_validator("spin_wait", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        # YAML (config files, --set) reads a bare on/off as a boolean
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
     def layout(self, scenario: str, cores: int, *, parallel: bool) -> tuple[int, int]:
         """(workers, intra-op threads per worker) for one scenario, never more threads
         than ``cores`` unless the user asked for them. Measured on 2 cores

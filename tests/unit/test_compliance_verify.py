@@ -107,3 +107,13 @@ def test_an_ignored_audit_config_is_an_error(tmp_path: Path) -> None:
                      [detail_line("warning_generic_message", "Found Audit Config file",
                                   warning=True)])
         check_audit_applied("TEST05", parse_detail(applied), applied, {"qsl_rng_seed": 5})
+
+
+def test_a_failed_band_says_how_far_off_the_run_was(tmp_path: Path) -> None:
+    verdict = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
+                                 perf_log(tmp_path / "t.txt", "Offline", 125), "TEST01", 0.1)
+    assert not verdict.passed
+    assert verdict.summary == "test 125 vs reference 100 (+25.0%), allowed band 10%"
+    # the file keeps the official lines only
+    assert verdict.text.splitlines() == ["reference score = 100.0", "test score = 125.0",
+                                         "allowed band = 10%", "TEST FAIL"]

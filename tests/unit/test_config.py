@@ -119,3 +119,11 @@ def test_sut_layout_by_scenario_never_oversubscribes() -> None:
     assert SutSettings(workers=2).layout("Offline", 4, parallel=True) == (2, 2)
     assert SutSettings(workers=3, threads=3).layout("Server", 2, parallel=True) == (3, 3)
     assert SutSettings(threads=8).layout("Server", 2, parallel=True) == (1, 8)
+
+
+def test_spin_wait_on_off_survive_yaml() -> None:
+    # YAML reads a bare on/off as true/false; the setting still means on/off
+    for text, expected in (("on", "on"), ("off", "off"), ("auto", "auto")):
+        spec = build_run_spec([parse_set_option(f"sut.spin_wait={text}")])
+        assert spec.sut.spin_wait == expected
+    assert build_run_spec([{"sut": {"spin_wait": True}}]).sut.spin_for("Server") is True

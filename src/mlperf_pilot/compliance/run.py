@@ -182,7 +182,8 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
     record.performance_check = performance.text
     ok = performance.passed
     if not performance.passed:
-        record.reasons.append(f"{paths.test} performance: {performance.lines[-1]}")
+        record.reasons.append(f"{paths.test} performance: "
+                              f"{performance.summary or performance.lines[-1]}")
     if paths.test == "TEST01":
         accuracy = _verify_test01(inputs)
         record.accuracy_check = accuracy.text

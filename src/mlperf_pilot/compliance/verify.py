@@ -34,6 +34,8 @@ PASS = "TEST PASS"
 class Verification:
     passed: bool
     lines: list[str] = field(default_factory=list)
+    # one line for messages (the file keeps the official lines only)
+    summary: str = ""
 
     @property
     def text(self) -> str:
@@ -151,7 +153,9 @@ def verify_performance(reference: Path, test: Path, test_name: str,
     else:
         passed = ref * (1 - band) <= got <= ref * (1 + band)
     lines.append(f"allowed band = {band:.0%}")
-    return Verification(passed, lines)
+    summary = (f"test {got:.6g} vs reference {ref:.6g} ({got / ref - 1:+.1%}), allowed band "
+               f"{band:.0%}" if ref else lines[-1])
+    return Verification(passed, lines, summary)
 
 
 def summary_json(verification: Verification) -> str:
