@@ -154,10 +154,11 @@ class SutSettings(_Frozen):
         """(workers, intra-op threads per worker) for one scenario, never more threads
         than ``cores`` unless the user asked for them. Measured on 2 cores
         (benchmarks/results/scaling.md): Offline, SingleStream and MultiStream are
-        best with one worker using every core; Server, where batches are small and
-        arrive at random, with one single-threaded worker per core (EfficientNet-Lite0
-        peak VALID QPS 0.98x Offline against 0.73x). ``parallel`` is false for
-        backends that run one call at a time, or off the CPU: they get one worker."""
+        best with one worker using every core; Server, where the backend's idle threads
+        do not spin and batches are mostly small, with one single-threaded worker per
+        core (EfficientNet-Lite0 peak VALID QPS 0.98x Offline against 0.73x).
+        ``parallel`` is false for backends that run one call at a time, or off the CPU:
+        they get one worker."""
         workers = self.workers
         if not workers:
             workers = 1
