@@ -280,10 +280,11 @@ class BenchmarkRunner:
             )
         cls = backend_class(plan.backend_name)
         parallel = cls.thread_safe and spec.device is Device.CPU
-        layouts = {scenario: spec.sut.layout(scenario.value, usable_cores(), parallel=parallel)
+        cores = usable_cores()
+        layouts = {scenario: spec.sut.layout(scenario.value, cores, parallel=parallel)
                    for scenario in spec.scenarios}
         # the warm-up estimates one worker's speed, as Offline runs it
-        _, threads = spec.sut.layout(Scenario.OFFLINE.value, usable_cores(), parallel=parallel)
+        _, threads = spec.sut.layout(Scenario.OFFLINE.value, cores, parallel=parallel)
         estimates, max_batch, device_in_use = self._warm_up(model_path, prepared, threads)
         backend_version = cls.version()
         by_layout: dict[tuple[int, int], list[str]] = {}
@@ -338,7 +339,7 @@ class BenchmarkRunner:
                 spec=scenario_spec, model=plan.card.name, format_id=plan.fmt.id,
                 backend=plan.backend_name, system=plan.system, model_path=model_path,
                 dataset=dataset_ref, scenario=scenario, mode=Mode.PERFORMANCE,
-                scenario_root=paths.root, threads=threads,
+                scenario_root=paths.root,
             )
             if spec.execution_mode is ExecutionMode.FIND:
                 self._find(base, paths, scenario, prepared, estimates, targets, summary)

@@ -90,8 +90,7 @@ class LoadGenJob(BaseModel):
     dataset: DatasetRef
     scenario: Scenario
     mode: Mode
-    scenario_root: Path
-    threads: int
+    scenario_root: Path  # spec.sut holds the scenario's resolved workers and threads
     audit_config: Path | None = None
     progress_interval_s: float = 0.25
     # compliance runs: their own log folder and record, and TEST05's alternate seeds
@@ -139,7 +138,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
         if job.model_path is not None or job.backend == "null":
             backend.load(LoadOptions(
                 model_path=job.model_path or Path("none"), inputs=fmt.inputs,
-                outputs=fmt.postprocess.outputs, device=job.spec.device, threads=job.threads,
+                outputs=fmt.postprocess.outputs, device=job.spec.device,
+                threads=job.spec.sut.threads,
                 spin_wait=job.spec.sut.spin_for(job.scenario.value), extra=dict(fmt.options),
             ))
         record.device_in_use = backend.device_in_use

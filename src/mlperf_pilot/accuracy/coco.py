@@ -105,8 +105,8 @@ def coco_map(log_path: Path, annotations: Path, *, use_inv_map: bool = False) ->
         detections, image_ids, empty, mismatched = detections_from_log(
             log_path, ground_truth.dataset["images"], inv_map=inv_map)
         if mismatched:
-            print(f"ERROR: {mismatched} detection(s) whose payload qsl_idx disagrees with "
-                  "LoadGen's")
+            out.write(f"ERROR: {mismatched} detection(s) whose payload qsl_idx disagrees "
+                      "with LoadGen's\n")
         if detections:
             known = set(ground_truth.getCatIds())
             if not any(d["category_id"] in known for d in detections):
@@ -125,7 +125,7 @@ def coco_map(log_path: Path, annotations: Path, *, use_inv_map: bool = False) ->
             evaluator.summarize()
             stats = [float(v) for v in evaluator.stats]
         else:
-            print("no detections in the accuracy log")
+            out.write("no detections in the accuracy log\n")
             stats = [0.0] * 12
     text = out.getvalue() + f"mAP={100.0 * stats[0]:.3f}%\n"
     return MapResult(map=stats[0], stats=stats, text=text, images=len(image_ids),

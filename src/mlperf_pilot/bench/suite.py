@@ -315,7 +315,7 @@ def scaling(ctx: BenchContext, model: str) -> dict[str, Any]:
     for workers in sorted({1, cores}):
         for bs in ctx.budget.server_batch_sizes:
             found = server_peak(ctx, model, SERVER_BOUNDS_MS[-1], best, workers=workers,
-                                threads=max(1, cores // workers), max_batch_size=bs)
+                                max_batch_size=bs)
             server.append({k: found[k] for k in ("workers", "threads", "max_batch_size",
                                                   "peak_valid_qps", "ratio_to_offline")})
     return {"model": model, "rows": rows, "server_bound_ms": SERVER_BOUNDS_MS[-1],
