@@ -29,7 +29,11 @@ def test_quick_suite_produces_sane_figures(tmp_path: Path) -> None:
     )
     offline = results["offline"]["efficientnet-lite0-demo"]
     assert offline["raw_best"] > 0 and offline["pilot_samples_per_s"] > 0
-    assert 0.3 < offline["efficiency"] < 1.5
+    assert offline["raw_best"] == max(offline["raw_best_before"], offline["raw_best_after"])
+    # Half-second loops on a shared 2-core machine: the ratio is only sane, not precise
+    # (CI once measured 1.55 with a single raw loop). Miscounting the samples of a batch
+    # of 4 would put it near 4 or 0.25, outside these bounds.
+    assert 0.3 < offline["efficiency"] < 2.5
     single = results["single"]["efficientnet-lite0-demo"]
     assert single["raw_p90_ms_before"] > 0 and single["pilot_p90_ms"] > 0
     assert results["ceiling"]["offline_samples_per_s"] > 1000
