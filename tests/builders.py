@@ -154,6 +154,50 @@ def make_failing_classifier(path: Path, *, threshold: float = 0.5) -> Path:
     return _save(graph, path)
 
 
+def make_nan_classifier(path: Path, *, threshold: float = 0.5) -> Path:
+    """Like make_logits_classifier, but every logit is NaN for images whose mean blue is
+    above ``threshold`` (after the demo card's normalisation): a model that runs and
+    answers NaN for some samples (``Where(too_blue, NaN, scores)``)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, init = _colour_classifier_nodes(helper, "input", 1000, first_class=0)
+    init += [
+        numpy_helper.from_array(np.array([threshold], dtype=np.float32), "thr"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "blue_idx"),
+        numpy_helper.from_array(np.array(np.nan, dtype=np.float32), "nan"),
+    ]
+    nodes += [
+        helper.make_node("Gather", ["flat", "blue_idx"], ["blue"], axis=1),  # (N, 1)
+        helper.make_node("Greater", ["blue", "thr"], ["too_blue"]),
+        helper.make_node("Where", ["too_blue", "nan", "scores"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "nan_classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])],
+        initializer=init,
+    )
+    return _save(graph, path)
+
+
+def make_class_id_classifier(path: Path, *, output_name: str = "logits",
+                             classes: int = 1000) -> Path:
+    """The colour classifier with the argmax inside the graph: input (N,3,224,224) →
+    ``output_name`` int64 (N,), the class id (what a ``class-index`` card expects, not
+    the scores an ``argmax`` card expects)."""
+    from onnx import TensorProto, helper
+
+    nodes, init = _colour_classifier_nodes(helper, "input", classes, first_class=0)
+    nodes.append(helper.make_node("ArgMax", ["scores"], [output_name], axis=1, keepdims=0))
+    graph = helper.make_graph(
+        nodes, "class_id_classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info(output_name, TensorProto.INT64, ["N"])],
+        initializer=init,
+    )
+    return _save(graph, path)
+
+
 # --- detection -------------------------------------------------------------------------
 
 COCO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
@@ -300,3 +344,38 @@ def _oracle_tables(post, recipe, images: list[dict], shift_px: int) -> list[np.n
                 head[i, 4 + COCO_IDS.index(int(cats[i, k])), k] = scores[i, k]
         return [head]
     raise ValueError(f"no oracle for postprocess kind {post.kind}")
+
+
+def make_nan_detector(path: Path, fmt, recipe, *, anchors: int = 4) -> Path:
+    """A detector in the ``boxes-scores`` convention of ``fmt`` (boxes (N, A, 4), scores
+    (N, A, 80)) that answers NaN boxes with confident scores for every image: a model
+    that runs but whose boxes are garbage."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if fmt.postprocess.kind != "boxes-scores":
+        raise ValueError("make_nan_detector writes the boxes-scores convention")
+    in_h, in_w = recipe.output_hw
+    input_name = fmt.inputs[0].name
+    init = [
+        numpy_helper.from_array(np.full((1, anchors, 4), np.nan, np.float32), "nan_boxes"),
+        numpy_helper.from_array(np.full((1, anchors, 80), 0.9, np.float32), "score_table"),
+        numpy_helper.from_array(np.array([1, 2], np.int64), "axes12"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", [input_name], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["zeros"]),  # (N,) of 0
+        helper.make_node("Unsqueeze", ["zeros", "axes12"], ["zeros3"]),  # (N, 1, 1)
+        helper.make_node("Add", ["zeros3", "nan_boxes"], [fmt.postprocess.outputs[0]]),
+        helper.make_node("Add", ["zeros3", "score_table"], [fmt.postprocess.outputs[1]]),
+    ]
+    init.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
+    graph = helper.make_graph(
+        nodes, "nan_detector",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, in_h, in_w])],
+        [helper.make_tensor_value_info(fmt.postprocess.outputs[0], TensorProto.FLOAT,
+                                       ["N", anchors, 4]),
+         helper.make_tensor_value_info(fmt.postprocess.outputs[1], TensorProto.FLOAT,
+                                       ["N", anchors, 80])],
+        initializer=init,
+    )
+    return _save(graph, path)

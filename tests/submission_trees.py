@@ -195,7 +195,26 @@ CASES: dict[str, tuple[Mutation, str]] = {
     "TEST01 outputs differ": (lambda r: (result_dir(r, "Offline") / "TEST01" /
                                          "verify_accuracy.txt").write_text("TEST FAIL\n"),
                               "compliance.test01-accuracy"),
+    "accuracy log cut short": (lambda r: (result_dir(r, "Offline") /
+                                          "accuracy/mlperf_log_accuracy.json").write_text(
+        '[\n{ "seq_id" : 0, "qsl_idx" : 7, "data" : "0A00'), "accuracy.log-format"),
+    "accuracy log not JSON": (lambda r: (result_dir(r, "Offline") /
+                                         "accuracy/mlperf_log_accuracy.json").write_text(
+        "<html>502 Bad Gateway</html>\n"), "accuracy.log-format"),
+    "records mark it invalid": (lambda r: mark_records(
+        r, "INVALID", 1897, "1897 sample(s) failed: RuntimeError"), "measurements.records"),
 }
+
+
+def mark_records(root: Path, status: str, failed: int, reason: str,
+                 scenario: str = "Offline") -> None:
+    """What ``submission generate --include-invalid`` writes for a result our records
+    mark bad."""
+    path = result_dir(root, scenario) / "measurements.json"
+    data = json.loads(path.read_text())
+    data["mlperf_pilot"] = {"records": {"performance": {
+        "status": status, "samples_failed": failed, "reasons": [reason]}}}
+    path.write_text(json.dumps(data))
 
 
 ALSO = {  # rules a case breaks besides its own, as the official checker does too

@@ -5,20 +5,21 @@ SingleStream/MultiStream latency, Server peak QPS) and writes it to a targets fi
 user owns and can edit (YAML, one entry per system/model/scenario). ``valid`` runs use
 mlperf.conf's official durations with those targets. When a valid run comes back
 INVALID anyway, :func:`adjust` says which constraint failed and what target to use,
-and the runner reruns once (``max_reruns``), keeping both runs' logs.
+and the runner reruns once (``max_reruns``), keeping both runs' logs — never from a
+run whose samples failed (:func:`not_rerunnable`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mlperf_pilot.config import Scenario
-from mlperf_pilot.errors import ConfigError
+from mlperf_pilot.errors import ConfigError, StoreError
+from mlperf_pilot.storage import disk_full_error, is_disk_full, write_text_atomic
 
 DEFAULT_TARGETS_FILE = Path("mlperf-pilot-targets.yaml")
 HEADER = """\
@@ -36,20 +37,51 @@ OFFLINE_RERUN_RAISE = 1.25
 
 
 class TargetsFile:
+    """The targets file, read when first used (a test run never reads it)."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.data: dict[str, Any] = self._load()
+        self._data: dict[str, Any] | None = None
+        self._unsaved: list[str] = []
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def load(self) -> TargetsFile:
+        """Read and check the file now (plan_run does, before any work)."""
+        _ = self.data
+        return self
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.is_file():
+        fix = (f"fix {self.path} (a YAML mapping system: model: scenario: targets), or move "
+               "it away and run --execution-mode find to write a new targets file")
+        if self.path.is_dir():
+            raise ConfigError(f"targets file {self.path} is a folder, not a file",
+                              hint="give --targets-file a file name")
+        if not self.path.exists():
             return {}
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"targets file {self.path} is not a text file (byte {exc.start} "
+                              "is not UTF-8)", hint=fix) from None
+        except OSError as exc:
+            raise ConfigError(f"targets file {self.path} cannot be read: "
+                              f"{exc.strerror or exc}", hint=fix) from None
+        try:
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"targets file {self.path} is not valid YAML: {exc}",
-                              hint="fix it or delete it and run --execution-mode find") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"targets file {self.path} is not valid YAML{where}",
+                              hint=fix) from exc
         if not isinstance(data, dict):
-            raise ConfigError(f"targets file {self.path} must hold a mapping")
+            raise ConfigError(f"targets file {self.path} must hold a mapping, not "
+                              f"{type(data).__name__}", hint=fix)
+        _check_levels(self.path, data, ("models", "scenarios", "targets"), (), fix)
         return data
 
     def get(self, system: str, model: str, scenario: Scenario) -> dict[str, Any]:
@@ -60,12 +92,42 @@ class TargetsFile:
         entry = {k: v for k, v in values.items() if v is not None}
         entry["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.data.setdefault(system, {}).setdefault(model, {})[scenario.value] = entry
+        shown = ", ".join(f"{k} {v}" for k, v in values.items() if v is not None)
+        self._unsaved.append(f"{system} {model} {scenario.value}: {shown}")
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(HEADER + yaml.safe_dump(self.data, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        """Write atomically (the old file stays whole until the new one is complete);
+        when it cannot be written, the error carries what was measured."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, HEADER + yaml.safe_dump(self.data, sort_keys=True))
+        except OSError as exc:
+            measured = "; ".join(self._unsaved) or "nothing new"
+            if is_disk_full(exc):
+                raise disk_full_error(exc, where=str(self.path), kept=(
+                    f"{self.path} as it was; not saved: {measured}")) from exc
+            raise StoreError(
+                f"targets file {self.path} cannot be written: {exc.strerror or exc}",
+                hint=f"fix that and rerun, or add by hand what was measured: {measured}",
+            ) from exc
+        self._unsaved.clear()
+
+
+def _check_levels(path: Path, data: dict[str, Any], levels: tuple[str, ...],
+                  keys: tuple[str, ...], fix: str) -> None:
+    """Every level down to the targets is a mapping (system: model: scenario: {...});
+    an empty level (``None``) is allowed."""
+    if not levels:
+        return
+    for key, value in data.items():
+        where = (*keys, str(key))
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"targets file {path}: {'.'.join(where)} must be a mapping of "
+                              f"{levels[0]}, not {type(value).__name__} {value!r}"[:300],
+                              hint=fix)
+        _check_levels(path, value, levels[1:], where, fix)
 
 
 def target_from_find(scenario: Scenario, loadgen: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +142,22 @@ def target_from_find(scenario: Scenario, loadgen: dict[str, Any]) -> dict[str, A
         "early_stopping_latency_ms_ns"
     value = loadgen.get(key) or loadgen.get("latency_percentiles_ns", {}).get("90.00")
     return {"target_latency_ms": round(value / 1e6 * LATENCY_MARGIN, 4)} if value else {}
+
+
+def not_rerunnable(samples_failed: int, errors: dict[str, int], reasons: list[str]
+                   ) -> str | None:
+    """Why a run must not be rerun (or calibrated from) at all, or None. A run whose
+    samples failed measured the failures: with ``on_error: stop`` they end at once, and
+    their "rate" (264,454 samples/s measured on a 2-core machine) is no target. A run
+    with LoadGen errors is no measurement either. Changing the target cannot fix them."""
+    if samples_failed:
+        first = next(iter(errors), "")
+        return (f"{samples_failed} sample(s) failed" + (f" ({first})" if first else "")
+                + ", so its rate measures the failures, not the model")
+    errors_seen = [r for r in reasons if r.startswith("LoadGen error")]
+    if errors_seen:
+        return f"{errors_seen[0]}, so the run measured nothing a target can fix"
+    return None
 
 
 def adjust(scenario: Scenario, loadgen: dict[str, Any], used: dict[str, Any]

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlperf_pilot.errors import ConfigError
 
@@ -102,6 +109,19 @@ ALL_SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+# Bounds that keep every number meaningful to LoadGen and representable where it goes
+# (LoadGen keeps durations as int64 nanoseconds and counts as uint64): no value a user
+# can type ends in an OverflowError or a run that measures nothing.
+MIN_DURATION_MS = 100  # shorter runs measure nothing (0: one query, and LoadGen says VALID)
+MAX_DURATION_MS = 10**12  # about 31 years; x 1e6 still fits LoadGen's int64 nanoseconds
+MAX_COUNT = 2**63 - 1
+MAX_QPS = 1e9
+MIN_QPS = 1e-3
+MAX_LATENCY_MS = 1e9
+MAX_BATCH_TIMEOUT_US = 10**9  # 1000 s; Python's queue timeouts overflow past ~9e9 s
+MAX_RERUNS = 100
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
@@ -113,15 +133,16 @@ class LoadGenOverrides(_Frozen):
     "use the test default / the warm-up estimate" (test runs).
     """
 
-    min_duration_ms: int | None = Field(default=None, ge=0)
-    max_duration_ms: int | None = Field(default=None, ge=0)
-    target_qps: float | None = Field(default=None, gt=0)
-    target_latency_ms: float | None = Field(default=None, gt=0)
-    min_query_count: int | None = Field(default=None, ge=1)
-    max_query_count: int | None = Field(default=None, ge=0)
-    samples_per_query: int | None = Field(default=None, ge=1)
-    performance_sample_count: int | None = Field(default=None, ge=1)
-    max_async_queries: int | None = Field(default=None, ge=0)
+    min_duration_ms: int | None = Field(default=None, ge=MIN_DURATION_MS, le=MAX_DURATION_MS)
+    max_duration_ms: int | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
+    target_qps: float | None = Field(default=None, ge=MIN_QPS, le=MAX_QPS, allow_inf_nan=False)
+    target_latency_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS,
+                                            allow_inf_nan=False)
+    min_query_count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    max_query_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    samples_per_query: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    performance_sample_count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    max_async_queries: int | None = Field(default=None, ge=0, le=MAX_COUNT)
 
 
 class SutSettings(_Frozen):
@@ -130,8 +151,10 @@ class SutSettings(_Frozen):
     max_batch_size: int = Field(default=8, ge=1)
     # Server/MultiStream: how long the batcher may wait for more samples before running a
     # partial batch; 0 = run whatever is queued at once.
-    batch_timeout_us: int = Field(default=0, ge=0)
+    batch_timeout_us: int = Field(default=0, ge=0, le=MAX_BATCH_TIMEOUT_US)
     # Inference threads pulling batches; 0 = by scenario (see ``layout``).
+    # (max_batch_size, workers and threads have no upper bound here: plan_run refuses
+    # what this machine's memory and cores cannot carry, naming the limit.)
     workers: int = Field(default=0, ge=0)
     # Backend intra-op threads; 0 = the number of usable cores divided by ``workers``.
     threads: int = Field(default=0, ge=0)
@@ -186,8 +209,9 @@ class RunSpec(_Frozen):
     scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)
     modes: tuple[Mode, ...] = (Mode.ACCURACY, Mode.PERFORMANCE)
     execution_mode: ExecutionMode = ExecutionMode.TEST
+    # more than the data set has: all of it (the run notes the cap)
     count: int | None = Field(default=None, ge=1)
-    test_duration_ms: int = Field(default=10_000, ge=0)
+    test_duration_ms: int = Field(default=10_000, ge=MIN_DURATION_MS, le=MAX_DURATION_MS)
     loadgen: LoadGenOverrides = LoadGenOverrides()
     sut: SutSettings = SutSettings()
     results_dir: Path = Path("results")
@@ -196,7 +220,7 @@ class RunSpec(_Frozen):
     preprocess_workers: int = Field(default=0, ge=0)  # 0 = number of usable cores
     # calibration targets (default ./mlperf-pilot-targets.yaml) and automatic reruns
     targets_file: Path | None = None
-    max_reruns: int = Field(default=1, ge=0)
+    max_reruns: int = Field(default=1, ge=0, le=MAX_RERUNS)
     # the MLPerf round whose rules apply (compliance tests, submission layout)
     round: str = "v6.1"
     # run the round's compliance tests after each scenario's runs
@@ -238,6 +262,25 @@ class RunSpec(_Frozen):
         if value is not None and (not value or "/" in value or value.startswith(".")):
             raise ValueError("must be a non-empty name without '/' and not starting with '.'")
         return value
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> RunSpec:
+        if not self.scenarios:
+            raise ConfigError(
+                "no scenario to run (the scenarios list is empty)",
+                hint="give --scenario Offline (SingleStream, MultiStream, Server or all), "
+                "or leave it out for the model's default",
+            )
+        # `mlperf-pilot compliance` runs no accuracy/performance test (modes=[]), and
+        # find mode always measures performance
+        if not self.modes and not self.compliance and \
+                self.execution_mode is not ExecutionMode.FIND:
+            raise ConfigError(
+                "no mode to run (the modes list is empty)",
+                hint="give --mode accuracy, performance or both, or leave it out (both); "
+                "`mlperf-pilot compliance` runs only the compliance tests",
+            )
+        return self
 
     def resolved_system_name(self, backend: str) -> str:
         return self.system_name or f"{backend}-{self.device.value}"
@@ -326,12 +369,22 @@ def _check_key_path(parts: list[str]) -> None:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML/JSON run config; the top level must be a mapping of RunSpec keys."""
+    fix = "give --config a YAML or JSON file of run settings (e.g. 'model: resnet50')"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist", hint="check the path given to --config"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a file", hint=fix) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not a text file (byte {exc.start} is not UTF-8)", hint=fix
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}",
+                          hint=fix) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -373,7 +426,32 @@ def config_error_from(exc: ValidationError) -> ConfigError:
         problems.append(f"{loc}: {msg}{shown}")
     first, rest = problems[0], problems[1:]
     more = f" (and {len(rest)} more: {'; '.join(rest)})" if rest else ""
-    return ConfigError(f"invalid setting {first}{more}", hint="see `mlperf-pilot run --help`")
+    errors = exc.errors()
+    loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+    hint = _HINTS.get(loc) or (
+        f"fix {loc} (in --config, or --set {loc}=VALUE); see `mlperf-pilot run --help`"
+        if loc else "see `mlperf-pilot run --help`")
+    return ConfigError(f"invalid setting {first}{more}", hint=hint)
+
+
+# the fix for a value out of range, by setting (the flag that sets it, where there is one)
+_HINTS = {
+    "count": "give --count a number of samples, 1 or more (more than the data set has "
+             "uses all of it)",
+    "loadgen.min_duration_ms": f"use --duration-ms {MIN_DURATION_MS} or more (at most "
+                               f"{MAX_DURATION_MS}): a shorter run measures nothing (at 0 "
+                               "LoadGen runs one query and calls it VALID)",
+    "test_duration_ms": f"set test_duration_ms to {MIN_DURATION_MS} or more (at most "
+                        f"{MAX_DURATION_MS}); a shorter run measures nothing",
+    "loadgen.target_qps": f"give --target-qps a finite number of queries per second from "
+                          f"{MIN_QPS:g} to {MAX_QPS:,.0f}, or leave it out (estimated or "
+                          "calibrated)",
+    "loadgen.target_latency_ms": "give --target-latency-ms a finite number of milliseconds "
+                                 f"above 0, at most {MAX_LATENCY_MS:,.0f}, or leave it out",
+    "sut.max_batch_size": "give --max-batch-size a whole number, 1 or more",
+    "sut.threads": "give --threads a whole number, 0 (by cores) or more",
+    "sut.workers": "give --workers a whole number, 0 (by scenario) or more",
+}
 
 
 def default_cache_dir() -> Path:

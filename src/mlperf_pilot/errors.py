@@ -18,6 +18,7 @@
     ├── ComplianceError
     ├── SubmissionError              carries a list of findings
     └── StoreError                   the results store is unreadable
+        └── ResultsInUseError        another run is writing that results folder  (exit 2)
 
 Every error carries a one-line ``message`` (the cause) and an optional ``hint`` (the
 fix). Library code raises them; only ``mlperf_pilot.cli`` prints them and exits, with
@@ -132,3 +133,9 @@ class SubmissionError(MlperfPilotError):
 
 class StoreError(MlperfPilotError):
     """The results store cannot be read or written."""
+
+
+class ResultsInUseError(StoreError):
+    """Another run is writing the same results folder (a usage error: choose another)."""
+
+    exit_code = EXIT_USAGE

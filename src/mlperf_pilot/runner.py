@@ -35,13 +35,14 @@ from mlperf_pilot.calibration import (
     SERVER_MARGIN,
     TargetsFile,
     adjust,
+    not_rerunnable,
     target_from_find,
 )
 from mlperf_pilot.catalog import Catalog, DatasetCard, ModelCard, ModelFormat, PreprocessSpec
 from mlperf_pilot.catalog import load_catalog as _load_catalog
 from mlperf_pilot.compliance.run import (
     FAIL,
-    PASS,
+    OK_STATUSES,
     SUPPORTED,
     CompliancePaths,
     ComplianceRecord,
@@ -67,9 +68,17 @@ from mlperf_pilot.datasets.prepared import (
     usable_cores,
 )
 from mlperf_pilot.datasets.resolve import resolve_dataset
-from mlperf_pilot.decoders import Decoder, Geometry, create_decoder
+from mlperf_pilot.decoders import (
+    Decoder,
+    Geometry,
+    OutputMismatchError,
+    create_decoder,
+    output_fix,
+)
 from mlperf_pilot.errors import BackendError, ComplianceError, ConfigError, MlperfPilotError
+from mlperf_pilot.interrupts import ForwardToChild, Interrupted, signal_name
 from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
+from mlperf_pilot.preflight import check_run
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.results.provenance import collect_versions
@@ -81,6 +90,7 @@ from mlperf_pilot.results.records import (
     read_record,
     write_record,
 )
+from mlperf_pilot.storage import is_disk_full, run_disk_full_error, write_text_atomic
 from mlperf_pilot.submission.rounds import load_round
 from mlperf_pilot.testproc import DatasetRef, LoadGenJob
 
@@ -148,7 +158,11 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
             hint=f"leave out --dataset (the card uses {card.dataset})",
         )
     _check_paths(spec)
-    return RunPlan(spec, card, fmt, dataset_card, catalog.recipe(fmt.preprocess), backend_name)
+    recipe = catalog.recipe(fmt.preprocess)
+    # folders, threads, batch memory, targets file: before any model load or preprocessing
+    check_run(spec, system=spec.resolved_system_name(backend_name), model=card.name,
+              recipe=recipe, parallel=cls.thread_safe and spec.device is Device.CPU)
+    return RunPlan(spec, card, fmt, dataset_card, recipe, backend_name)
 
 
 def choose_format(card: ModelCard, backend: type[Backend], requested: str | None
@@ -199,8 +213,9 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         ran = bool(self.records) or bool(self.compliance)
+        # INDICATIVE (a test-mode band that short runs cannot judge) is not a failure
         return ran and all(r.ok for r in self.records) and all(
-            c.status == PASS for c in self.compliance)
+            c.status in OK_STATUSES for c in self.compliance)
 
 
 def measure_speed(
@@ -209,7 +224,8 @@ def measure_speed(
 ) -> Estimates:
     """Warm the backend up and time batch 1 and a full batch the way the SUT runs them
     (a batch of loaded rows is a view, Offline batches need no copy), predict, decode;
-    also proves the model and the decoder work on real data before LoadGen starts."""
+    also proves the model and the decoder work on real data before LoadGen starts, and
+    that the outputs are what the card's postprocess reads (OutputMismatchError)."""
     sample = np.ascontiguousarray(dataset.read(0))[None]
     source = np.ascontiguousarray(np.repeat(sample, max_batch_size, axis=0))
     buffer = np.empty_like(source)
@@ -234,6 +250,8 @@ def measure_speed(
         return statistics.median(times[1:]) * 1000.0  # the first call pays for warm-up
 
     try:
+        if backend.name != "null":  # the null backend answers zeros of any card's shape
+            decoder.check_outputs(backend.predict(source[:1]), 1)
         latency = timed(1, budget_s / 2)
         batch_latency = timed(max_batch_size, budget_s / 2) if max_batch_size > 1 else latency
     except MlperfPilotError:
@@ -261,11 +279,26 @@ class BenchmarkRunner:
         self.cache = cache or AssetCache(plan.spec.cache_dir or default_cache_dir())
         self.progress = progress
         self.transport = transport
+        self.summary: RunSummary | None = None
 
     def run(self) -> RunSummary:
+        """Execute the plan. A full disk ends it with an error naming the file that could
+        not be written and the finished tests that are kept."""
+        try:
+            return self._run()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise run_disk_full_error(
+                exc, cache_root=self.cache.root, results_dir=Path(self.spec.results_dir),
+                finished=[f"{r.scenario} {r.mode}" for r in
+                          (self.summary.records if self.summary is not None else [])],
+            ) from exc
+
+    def _run(self) -> RunSummary:
         plan, spec = self.plan, self.spec
-        summary = RunSummary(records=[], results_dir=Path(spec.results_dir).resolve(),
-                             system=plan.system)
+        summary = self.summary = RunSummary(
+            records=[], results_dir=Path(spec.results_dir).resolve(), system=plan.system)
         model_path = self._model(summary)
         resolved = resolve_dataset(plan.dataset_card, spec.dataset_path, self.cache,
                                    count=spec.count, progress=self.progress)
@@ -368,6 +401,8 @@ class BenchmarkRunner:
             record = run_in_child(base, self.progress, prepared.count)
             values = target_from_find(scenario, record.loadgen or {})
         summary.records.append(record)
+        if not_rerunnable(record.samples_failed, record.errors, record.reasons):
+            values = {}  # the failures' rate is no target (the note gives the reasons)
         if values:
             targets.set(self.plan.system, self.plan.card.name, scenario, values)
             targets.save()
@@ -404,6 +439,11 @@ class BenchmarkRunner:
         written to the targets file."""
         attempt = 0
         while record.status == STATUS_INVALID and attempt < self.spec.max_reruns:
+            blocked = not_rerunnable(record.samples_failed, record.errors, record.reasons)
+            if blocked:
+                summary.notes.append(f"{scenario.value}: not rerun with another target: "
+                                     f"{blocked}; fix that first")
+                break
             change = adjust(scenario, record.loadgen or {}, used)
             if change is None:
                 break
@@ -468,8 +508,11 @@ class BenchmarkRunner:
                 run = run_in_child(job, self.progress, prepared.count)
                 truth = GroundTruth.of(
                     prepared, use_inv_map=self.plan.fmt.postprocess.accuracy_inv_map)
-                inputs = VerifyInputs(cpaths, benchmark, self.plan.card.accuracy.metric,
-                                      truth, definitions()[test]["threshold"], delta)
+                test_mode = self.spec.execution_mode is ExecutionMode.TEST
+                inputs = VerifyInputs(
+                    cpaths, benchmark, self.plan.card.accuracy.metric, truth,
+                    definitions()[test]["threshold"], delta, test_mode=test_mode,
+                    duration_ms=self.spec.loadgen.min_duration_ms or self.spec.test_duration_ms)
                 record = finish_and_verify(inputs, rules.seeds)
                 if run.status == STATUS_FAILED:
                     record.status = FAIL
@@ -502,6 +545,9 @@ class BenchmarkRunner:
                 geometry = Geometry.of(plan.recipe, prepared.image_hw)
                 decoder = create_decoder(plan.fmt.postprocess, geometry)
                 estimates = measure_speed(backend, decoder, prepared, max_batch)
+        except OutputMismatchError as exc:
+            raise OutputMismatchError(exc.message, output_fix(exc, plan.card, plan.fmt),
+                                      fits=exc.fits) from exc
         finally:
             backend.close()
         return estimates, max_batch, device_in_use
@@ -524,10 +570,10 @@ class BenchmarkRunner:
         self._dataset_count, self._estimates = dataset_count, estimates
         paths.root.mkdir(parents=True, exist_ok=True)
         used = self._rewrite_user_conf(paths, scenario, calibrated)
-        paths.run_spec.write_text(json.dumps(
+        write_text_atomic(paths.run_spec, json.dumps(
             {"spec": self.spec.model_dump(mode="json"), "resolved": context}, indent=2
-        ) + "\n", encoding="utf-8")
-        paths.versions.write_text(json.dumps(versions, indent=2) + "\n", encoding="utf-8")
+        ) + "\n")
+        write_text_atomic(paths.versions, json.dumps(versions, indent=2) + "\n")
         return used
 
     def _user_conf(self, paths: ScenarioPaths, scenario: Scenario,
@@ -536,8 +582,8 @@ class BenchmarkRunner:
         header = (f"Generated by mlperf-pilot for {plan.card.name} ({scenario.value}, "
                   f"execution mode {self.spec.execution_mode.value}).\n"
                   "Loaded with one TestSettings.FromConfig call after LoadGen's own mlperf.conf.")
-        paths.user_conf.write_text(
-            render_user_conf(plan.card.mlperf_model, scenario, keys, header), encoding="utf-8")
+        write_text_atomic(paths.user_conf,
+                          render_user_conf(plan.card.mlperf_model, scenario, keys, header))
 
 
 def _targets_of(keys: dict[str, float | int], scenario: Scenario) -> dict[str, Any]:
@@ -557,7 +603,7 @@ def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> Run
     record_path.parent.mkdir(parents=True, exist_ok=True)
     stem = record_path.stem
     job_path = record_path.with_name(f"{stem}.job.json")
-    job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
+    write_text_atomic(job_path, job.model_dump_json(indent=2))
     stderr_path = record_path.with_name(f"{stem}.stderr.txt")
     total = total_samples if job.mode is Mode.ACCURACY else None
     label = job.label or f"{job.scenario.value} {job.mode.value}"
@@ -567,36 +613,55 @@ def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> Run
             [sys.executable, "-m", "mlperf_pilot.testproc", str(job_path)],
             stdout=subprocess.PIPE, stderr=err, text=True,
         )
-        try:
-            assert child.stdout is not None
-            for line in child.stdout:
-                if line.startswith("progress "):
-                    task.update(completed=int(line.split()[1]))
-            child.wait()
-        except BaseException:
-            child.kill()
-            child.wait()
-            raise
-    if stderr_path.stat().st_size == 0:
-        stderr_path.unlink()
-    if record_path.is_file():
-        return read_record(record_path)
-    return _crashed_record(job, child.returncode, stderr_path)
+        # SIGINT/SIGTERM go on to the child, which writes its record; it is waited for
+        with ForwardToChild(child) as forward:
+            try:
+                assert child.stdout is not None
+                for line in child.stdout:
+                    if line.startswith("progress "):
+                        task.update(completed=int(line.split()[1]))
+                child.wait()
+            except BaseException:
+                child.kill()
+                child.wait()
+                raise
+        if record_path.is_file():
+            record = read_record(record_path)
+            job_path.unlink(missing_ok=True)
+            if stderr_path.stat().st_size == 0:
+                stderr_path.unlink()
+        else:  # the job file and the stderr file stay: the reason names the latter
+            record = _crashed_record(job, child.returncode, stderr_path, forward)
+        if forward.received is not None:
+            raise Interrupted(forward.received, record)
+    return record
 
 
-def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path) -> RunRecord:
+def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
+                    forward: ForwardToChild | None = None) -> RunRecord:
+    """The record of a test process that ended without writing one: how it ended (a
+    signal by name), the last line of its stderr and that file (kept)."""
     tail = ""
     if stderr_path.is_file():
         lines = stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         tail = lines[-1] if lines else ""
+    how = (f"was killed by {signal_name(-returncode)}" if returncode < 0
+           else f"exited with code {returncode}")
+    received = forward.received if forward is not None else None
+    if forward is not None and forward.killed:
+        how = f"did not stop within {forward.grace_s:g} s and was killed"
+    reason = f"the test process {how}" + (f": {tail}" if tail else "") + \
+        f" (see {stderr_path})"
+    if received is not None:
+        reason = (f"interrupted by {signal_name(received)}: {reason}; the partial LoadGen "
+                  f"logs are kept in {job.logs}")
     record = RunRecord(
         model=job.model, mlperf_model=job.model, backend=job.backend, backend_version=None,
         device=job.spec.device.value, device_in_use="unknown", system=job.system,
         scenario=job.scenario.value, mode=job.mode.value,
         log_dir=str(job.logs), started=_now(),
-        status=STATUS_FAILED,
-        reasons=[f"the test process exited with code {returncode}"
-                 + (f": {tail}" if tail else "") + f" (see {stderr_path})"],
+        status=STATUS_FAILED, reasons=[reason],
+        interrupted=signal_name(received) if received is not None else None,
     )
     write_record(record, job.record_file)
     return record

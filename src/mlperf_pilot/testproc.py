@@ -7,15 +7,25 @@ in a fresh process: ``python -m mlperf_pilot.testproc JOB.json``. The parent
 (:mod:`mlperf_pilot.runner`) writes the job, reads ``progress N`` lines from the
 child's stdout for its progress bar, and reads back the RunRecord the child writes
 next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``.
+
+SIGINT/SIGTERM (the parent forwards them; a terminal's Ctrl-C reaches both): LoadGen
+runs in a thread, so the main thread takes the signal at once, writes the record
+FAILED with ``interrupted`` = the signal and the partial logs' folder, and the process
+leaves with 128 + the signal's number (LoadGen has no way to stop a test early). On
+Linux the child also gets SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import resource
 import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,7 @@ from mlperf_pilot.datasets.prepared import NpyDirDataset
 from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders import Geometry, create_decoder
 from mlperf_pilot.errors import BackendError, MlperfPilotError
+from mlperf_pilot.interrupts import HANDLED, Interrupted, raise_once
 from mlperf_pilot.loadgen.logs import read_result
 from mlperf_pilot.loadgen.run import run_loadgen
 from mlperf_pilot.loadgen.settings import make_test_settings
@@ -134,6 +145,8 @@ def run_test(job: LoadGenJob) -> RunRecord:
         mode=job.mode.value, log_dir=str(log_dir), started=_now(),
     )
     started = time.monotonic()
+    interrupted: Interrupted | None = None
+    answered: Any = None  # the SUT's counters, once the LoadGen test is about to start
     try:
         if job.model_path is not None or job.backend == "null":
             backend.load(LoadOptions(
@@ -147,33 +160,98 @@ def run_test(job: LoadGenJob) -> RunRecord:
         store = SampleStore(dataset)
         geometry = Geometry.of(catalog.recipe(fmt.preprocess), dataset.image_hw)
         sut = LocalSut(backend, store, create_decoder(fmt.postprocess, geometry), job.spec.sut)
-        settings = make_test_settings(paths.user_conf, card.mlperf_model, job.scenario, job.mode)
+        settings = make_test_settings(paths.user_conf_for(job.mode), card.mlperf_model,
+                                      job.scenario, job.mode)
         if job.test05:
             settings.test05 = True
         warm_up(backend, dataset, sut.max_batch_size)
-        with sut:
-            run_loadgen(
-                sut, store, settings, log_dir,
-                performance_sample_count=card.performance_sample_count,
-                audit_config=job.audit_config,
-                monitor=lambda: _emit_progress(sut.stats.completed + sut.stats.failed),
-                monitor_interval_s=job.progress_interval_s,
-            )
+        answered = sut.stats
+
+        def test() -> None:
+            with sut:
+                run_loadgen(
+                    sut, store, settings, log_dir,
+                    performance_sample_count=card.performance_sample_count,
+                    audit_config=job.audit_config,
+                    monitor=lambda: _emit_progress(sut.stats.completed + sut.stats.failed),
+                    monitor_interval_s=job.progress_interval_s,
+                )
+
+        _in_thread(test)
         truth = GroundTruth.of(dataset, use_inv_map=fmt.postprocess.accuracy_inv_map)
         _conclude(record, log_dir, job, sut, store, dataset, card.accuracy.metric, truth)
     except MlperfPilotError as exc:
         record.status = STATUS_FAILED
         record.reasons.append(exc.message)
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        interrupted = exc
+        _mark_interrupted(record, exc, log_dir, answered)
+    except Exception as exc:  # a bug: the reason is kept, the traceback goes to stderr
         record.status = STATUS_FAILED
-        record.reasons.append("interrupted; the partial logs are kept")
+        record.reasons.append(f"{type(exc).__name__}: {exc}")
+        raise
     finally:
-        backend.close()
+        if interrupted is None:  # else LoadGen may still call into the backend
+            backend.close()
         record.finished = _now()
         record.duration_s = round(time.monotonic() - started, 3)
         record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         write_record(record, job.record_file)
     return record
+
+
+def _in_thread(test: Callable[[], None]) -> None:
+    """Run the LoadGen test in a thread: LoadGen blocks in C++ until the test ends, and
+    only a main thread that runs Python can take SIGINT/SIGTERM meanwhile."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            test()
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="loadgen-test", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if failure:
+        raise failure[0]
+
+
+def _mark_interrupted(record: RunRecord, exc: Interrupted, log_dir: Path,
+                      answered: Any) -> None:
+    record.status = STATUS_FAILED
+    record.interrupted = exc.name
+    why = " (the mlperf-pilot process that started it ended)" if os.getppid() != _PARENT[0] \
+        else ""
+    if answered is None:
+        record.reasons.append(f"interrupted by {exc.name}{why} before the LoadGen test "
+                              "started")
+        return
+    record.samples_failed = answered.failed
+    record.reasons.append(
+        f"interrupted by {exc.name}{why} during the LoadGen test, after "
+        f"{answered.completed} answered sample(s); the partial LoadGen logs are kept in "
+        f"{log_dir}")
+
+
+_PARENT = [os.getppid()]
+
+
+def _stop_with_parent() -> None:
+    """Linux: SIGTERM this process when the process that started it dies (even by
+    SIGKILL), so a test never runs on for minutes with nobody to read it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != _PARENT[0]:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def warm_up(backend: Any, dataset: NpyDirDataset, max_batch_size: int, rounds: int = 2) -> None:
@@ -203,8 +281,7 @@ def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,
     stats = sut.stats
     record.samples_failed = stats.failed
     record.errors = dict(stats.error_counts)
-    if stats.failed:
-        reasons.append(f"{stats.failed} sample(s) failed: {stats.first_error}")
+    reasons.extend(stats.reasons())  # "N sample(s) answered NaN", "M sample(s) failed: ..."
     if store.error:
         reasons.append(store.error)
     if job.mode is Mode.PERFORMANCE:
@@ -245,8 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m mlperf_pilot.testproc JOB.json\n")
         return 2
-    job = LoadGenJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
-    record = run_test(job)
+    for sig in HANDLED:
+        signal.signal(sig, raise_once)
+    _stop_with_parent()
+    try:
+        job = LoadGenJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
+        record = run_test(job)
+    except Interrupted as exc:  # before the record could be started: the parent writes it
+        sys.stderr.write(f"interrupted by {exc.name} before the test started\n")
+        return exc.exit_code
+    if record.interrupted:
+        # LoadGen's threads cannot be stopped or joined: leave without waiting for them
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signal.Signals[record.interrupted].value)
     return 0 if record.status != STATUS_FAILED else 1
 
 

@@ -71,3 +71,11 @@ def test_compute_accuracy_text_ends_with_a_newline(tmp_path: Path) -> None:
     result = compute_accuracy("top1", log, GroundTruth(labels=np.array([0])))
     assert result.text == "accuracy=100.000%, good=1, total=1\n" and result.value == 100.0
     assert json.loads(log.read_text())[0]["data"] == "00000000"
+
+
+def test_nan_and_infinite_answers_are_wrong_not_a_crash(tmp_path: Path) -> None:
+    labels = np.array([1, 2, 3])
+    log = _log(tmp_path / "a.json", [(0, f32(float("nan"))), (1, f32(float("inf"))),
+                                     (2, f32(3))])
+    result = top1(log, labels)
+    assert result.line() == "accuracy=33.333%, good=1, total=3"

@@ -117,3 +117,19 @@ def test_a_failed_band_says_how_far_off_the_run_was(tmp_path: Path) -> None:
     # the file keeps the official lines only
     assert verdict.text.splitlines() == ["reference score = 100.0", "test score = 125.0",
                                          "allowed band = 10%", "TEST FAIL"]
+
+
+def test_only_a_band_comparison_is_marked_as_one(tmp_path: Path) -> None:
+    band = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
+                              perf_log(tmp_path / "t.txt", "Offline", 60), "TEST01", 0.1)
+    assert not band.passed and band.band  # test mode may call this one indicative
+    invalid = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
+                                 perf_log(tmp_path / "t.txt", "Offline", 100, valid=False),
+                                 "TEST01", 0.1)
+    assert not invalid.passed and not invalid.band  # never indicative
+    write_detail(tmp_path / "s.txt", {"effective_scenario": "SingleStream",
+                                      "result_validity": "VALID",
+                                      "early_stopping_latency_ss": 5})
+    other = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
+                               tmp_path / "s.txt", "TEST01", 0.1)
+    assert not other.passed and not other.band  # different scenarios: a logic error

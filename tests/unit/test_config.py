@@ -127,3 +127,70 @@ def test_spin_wait_on_off_survive_yaml() -> None:
         spec = build_run_spec([parse_set_option(f"sut.spin_wait={text}")])
         assert spec.sut.spin_wait == expected
     assert build_run_spec([{"sut": {"spin_wait": True}}]).sut.spin_for("Server") is True
+
+
+def test_empty_scenarios_and_modes_are_refused_except_for_compliance_and_find() -> None:
+    with pytest.raises(ConfigError, match="no scenario") as info:
+        build_run_spec([{"scenarios": []}])
+    assert "--scenario" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="no mode") as info:
+        build_run_spec([{"modes": []}])
+    assert "--mode" in (info.value.hint or "")
+    # `mlperf-pilot compliance` passes modes=[]; find mode measures performance anyway
+    assert build_run_spec([{"modes": [], "compliance": True}]).modes == ()
+    assert build_run_spec([{"modes": [], "execution_mode": "find"}]).modes == ()
+
+
+@pytest.mark.parametrize(
+    ("layer", "setting", "fix"),
+    [
+        ({"loadgen": {"target_qps": float("inf")}}, "loadgen.target_qps", "--target-qps"),
+        ({"loadgen": {"target_qps": float("nan")}}, "loadgen.target_qps", "--target-qps"),
+        ({"loadgen": {"target_qps": 1e300}}, "loadgen.target_qps", "--target-qps"),
+        ({"loadgen": {"target_latency_ms": float("-inf")}}, "loadgen.target_latency_ms",
+         "--target-latency-ms"),
+        ({"loadgen": {"min_duration_ms": 99}}, "loadgen.min_duration_ms", "--duration-ms 100"),
+        ({"loadgen": {"min_duration_ms": 10**23}}, "loadgen.min_duration_ms", "--duration-ms"),
+        ({"test_duration_ms": 0}, "test_duration_ms", "100"),
+        ({"loadgen": {"max_query_count": 10**23}}, "loadgen.max_query_count",
+         "loadgen.max_query_count"),
+        ({"sut": {"batch_timeout_us": 10**23}}, "sut.batch_timeout_us", "sut.batch_timeout_us"),
+        ({"max_reruns": 10**23}, "max_reruns", "max_reruns"),
+    ],
+)
+def test_numbers_out_of_range_name_the_setting_and_the_flag(
+    layer: dict, setting: str, fix: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_run_spec([layer])
+    assert setting in info.value.message and "\n" not in info.value.message
+    assert fix in (info.value.hint or "")
+
+
+def test_the_shortest_meaningful_duration_is_accepted() -> None:
+    spec = build_run_spec([{"loadgen": {"min_duration_ms": 100}, "test_duration_ms": 100}])
+    assert spec.loadgen.min_duration_ms == 100 and spec.test_duration_ms == 100
+    # counts beyond the data set are not an error: the run caps them and says so
+    assert build_run_spec([{"count": 10**23}]).count == 10**23
+
+
+def test_config_file_that_is_a_folder_or_binary(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder") as info:
+        load_config_file(tmp_path)
+    assert "--config" in (info.value.hint or "")
+    binary = tmp_path / "model.onnx"
+    binary.write_bytes(b"\x08\x07\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_config_file(binary)
+
+
+def test_targets_file_is_read_when_used_and_checked_level_by_level(tmp_path: Path) -> None:
+    from mlperf_pilot.calibration import TargetsFile
+
+    path = tmp_path / "targets.yaml"
+    path.write_text("sys:\n  resnet50:\n    Offline: 12\n")
+    targets = TargetsFile(path)  # a test run never reads it: no error yet
+    with pytest.raises(ConfigError, match=r"sys\.resnet50\.Offline must be a mapping"):
+        targets.load()
+    path.write_text("sys:\n  resnet50:\n    Offline: {target_qps: 5.0}\n  other:\n")
+    assert TargetsFile(path).get("sys", "resnet50", Scenario.OFFLINE) == {"target_qps": 5.0}

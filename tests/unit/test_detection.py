@@ -283,3 +283,73 @@ def test_unreadable_annotation_for_map_is_a_dataset_error(tmp_path: Path) -> Non
     bad.write_text(json.dumps({"images": "x"}))
     with pytest.raises(DatasetError, match="cannot be used"):
         coco_map(log, bad)
+
+
+def test_groups_with_nan_values_are_dropped_and_reported(tmp_path: Path, coco) -> None:
+    annotations, images = coco
+    responses = [(i, rows.copy()) for i, rows in _perfect(images)]
+    responses[0][1][0, 2] = np.nan  # one box of image 0 with a NaN coordinate
+    result = coco_map(_log(tmp_path / "log.json", responses), annotations)
+    assert "ERROR: 1 detection(s) with NaN or infinite values were ignored" in result.text
+    assert result.detections == sum(len(img["objects"]) for img in images) - 1
+    assert result.percent < 100.0
+
+
+# --- output checks before the run, NaN answers ---------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "outputs", "words", "fits"), [
+    ("class-index", [np.zeros((1, 1000), np.float32)], ["float32 (1, 1000)", "1000 values"],
+     "argmax"),
+    ("class-index", [np.array([0.37], np.float32)], ["0.37", "not a class id"], None),
+    ("argmax", [np.array([4], np.int64)], ["int64 (1,)", "one value per sample"],
+     "class-index"),
+    ("argmax", [np.zeros((1, 1), np.float32)], ["float32 (1, 1)"], "class-index"),
+    ("argmax", [np.zeros((2, 10), np.float32)], ["for a batch of 1"], None),
+    ("argmax", [np.zeros((1, 10)), np.zeros((1, 10))], ["2 output(s)"], None),
+    ("tf-detection", [np.zeros(1), np.zeros((1, 5, 3)), np.zeros((1, 5)), np.zeros((1, 5))],
+     ["(1, 5, 3)", "boxes of 4"], None),
+    ("yolo", [np.zeros((1, 84))], ["three axes"], None),
+])
+def test_outputs_that_do_not_fit_the_postprocess_are_refused(
+    kind: str, outputs: list[np.ndarray], words: list[str], fits: str | None,
+) -> None:
+    from mlperf_pilot.decoders import OutputMismatchError
+
+    names = {"tf-detection": ("n", "b", "s", "c")}.get(kind, ("out",))
+    decoder = create_decoder(PostprocessSpec(kind=kind, outputs=names))  # type: ignore[arg-type]
+    with pytest.raises(OutputMismatchError) as info:
+        decoder.check_outputs(outputs, 1)
+    for word in words:
+        assert word in info.value.message, info.value.message
+    assert info.value.fits == fits
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("kind", "outputs"), [
+    ("class-index", [np.array([3], np.int64)]),
+    ("class-index", [np.array([[3.0]], np.float32)]),  # whole numbers in a float tensor
+    ("argmax", [np.zeros((1, 1001), np.uint8)]),  # quantised scores
+    ("boxes-scores", [np.zeros((1, 6, 4)), np.zeros((1, 6, 80))]),
+    ("boxes-labels-scores", [np.zeros((5, 4)), np.zeros(5), np.zeros(5)]),  # no batch axis
+])
+def test_outputs_that_fit_pass_the_check(kind: str, outputs: list[np.ndarray]) -> None:
+    names = {"boxes-scores": ("b", "s"), "boxes-labels-scores": ("b", "l", "s")}.get(
+        kind, ("out",))
+    create_decoder(PostprocessSpec(kind=kind, outputs=names)).check_outputs(  # type: ignore[arg-type]
+        outputs, 1)
+
+
+def test_nan_samples_are_found_per_row() -> None:
+    decoder = create_decoder(PostprocessSpec(kind="boxes-scores", outputs=("b", "s")))
+    boxes = np.zeros((3, 6, 4), np.float32)
+    scores = np.zeros((3, 6, 80), np.float32)
+    assert decoder.nan_samples([boxes, scores], 3) is None
+    boxes[1, 2, 0] = np.nan
+    scores[2, 0, 5] = np.nan
+    assert decoder.nan_samples([boxes, scores], 3).tolist() == [1, 2]
+    # integer outputs cannot hold NaN; a batch-1 output without a batch axis counts whole
+    squeezed = create_decoder(PostprocessSpec(kind="boxes-labels-scores",
+                                              outputs=("b", "l", "s")))
+    out = [np.full((5, 4), np.nan, np.float32), np.zeros(5, np.int64), np.zeros(5, np.float32)]
+    assert squeezed.nan_samples(out, 1).tolist() == [0]

@@ -141,3 +141,43 @@ def test_on_error_stop_skips_later_samples() -> None:
         assert completions.done.wait(5)
     assert backend.batch_sizes == [1]  # only the failing batch ran
     assert sut.stats.failed == 3 and sut.stats.completed == 0
+
+
+class FloatBackend(SumBackend):
+    """Answers each sample's first value as a float class (NaN stays NaN)."""
+
+    def predict(self, batch: np.ndarray) -> list[np.ndarray]:
+        self.batch_sizes.append(batch.shape[0])
+        return [batch[:, :1].astype(np.float32)]
+
+
+def test_nan_answers_are_failures_with_empty_responses() -> None:
+    samples = np.array([[1.0], [np.nan], [2.0], [np.nan]], np.float32)
+    store = SampleStore(ArrayDataset(samples, np.zeros(4, np.int64)))
+    store.load(list(range(4)))
+    completions = Completions()
+    completions.expected = 4
+    sut = LocalSut(FloatBackend(), store,
+                   create_decoder(PostprocessSpec(kind="class-index", outputs=("x",))),
+                   SutSettings(max_batch_size=4, on_error="continue"),
+                   completion=(completions.response, completions.complete))
+    with sut:
+        sut.issue([10, 11, 12, 13], [0, 1, 2, 3])
+        assert completions.done.wait(5)
+    answers = classes(completions)
+    assert answers[10] == 1.0 and answers[12] == 2.0
+    assert np.isnan(answers[11]) and np.isnan(answers[13])  # empty: no made-up class
+    stats = sut.stats
+    assert (stats.failed, stats.nan, stats.completed) == (2, 2, 2)
+    assert stats.failed_indices == [1, 3]
+    assert stats.reasons() == ["2 sample(s) answered NaN"]
+
+
+def test_failure_reasons_keep_nan_and_errors_apart() -> None:
+    from mlperf_pilot.sut.local import NAN_ERROR, SutStats
+
+    stats = SutStats(failed=5, nan=2, first_error=NAN_ERROR)
+    stats.error_counts.update({NAN_ERROR: 2, "ValueError: negative input": 3})
+    assert stats.reasons() == ["2 sample(s) answered NaN",
+                               "3 sample(s) failed: ValueError: negative input"]
+    assert SutStats().reasons() == []

@@ -44,11 +44,12 @@ class MapResult:
 
 def detections_from_log(
     log_path: Path, images: list[dict[str, Any]], *, inv_map: list[int] | None = None,
-) -> tuple[list[dict[str, Any]], set[int], int, int]:
-    """(COCO detections, image ids seen, empty responses, mismatched groups)."""
+) -> tuple[list[dict[str, Any]], set[int], int, int, int]:
+    """(COCO detections, image ids seen, empty responses, mismatched groups, groups with
+    NaN/inf values, which are dropped)."""
     detections: list[dict[str, Any]] = []
     seen_ids: set[int] = set()
-    empty = mismatched = 0
+    empty = mismatched = nonfinite = 0
     for qsl_idx, entry in first_per_sample(read_accuracy_log(log_path)).items():
         if qsl_idx >= len(images):
             raise AccuracyError(
@@ -63,6 +64,10 @@ def detections_from_log(
             empty += 1
             continue
         groups = data[: data.size // 7 * 7].reshape(-1, 7)
+        finite = np.isfinite(groups).all(axis=1)
+        if not finite.all():  # NaN boxes or scores are no detections
+            nonfinite += int(np.count_nonzero(~finite))
+            groups = groups[finite]
         mismatched += int(np.count_nonzero(groups[:, 0].astype(np.int64) != qsl_idx))
         height, width = np.float32(image["height"]), np.float32(image["width"])
         ymin, xmin = groups[:, 1] * height, groups[:, 2] * width
@@ -85,7 +90,7 @@ def detections_from_log(
                          float(ymax[k] - ymin[k])],
                 "score": float(groups[k, 5]),
             })
-    return detections, seen_ids, empty, mismatched
+    return detections, seen_ids, empty, mismatched, nonfinite
 
 
 def coco_map(log_path: Path, annotations: Path, *, use_inv_map: bool = False) -> MapResult:
@@ -102,8 +107,11 @@ def coco_map(log_path: Path, annotations: Path, *, use_inv_map: bool = False) ->
         except (ValueError, KeyError, TypeError, AssertionError) as exc:
             raise DatasetError(f"annotation file {annotations} cannot be used: {exc}") from exc
         inv_map = [0, *ground_truth.getCatIds()] if use_inv_map else None
-        detections, image_ids, empty, mismatched = detections_from_log(
+        detections, image_ids, empty, mismatched, nonfinite = detections_from_log(
             log_path, ground_truth.dataset["images"], inv_map=inv_map)
+        if nonfinite:
+            out.write(f"ERROR: {nonfinite} detection(s) with NaN or infinite values were "
+                      "ignored\n")
         if mismatched:
             out.write(f"ERROR: {mismatched} detection(s) whose payload qsl_idx disagrees "
                       "with LoadGen's\n")

@@ -4,7 +4,8 @@ For each QSL index (first occurrence only) the first element of the response, re
 ``dtype`` (float32 by default, what the SUT writes), is the predicted class, compared
 with the val_map label at that index. The text line is the reference's, character for
 character: ``accuracy=XX.XXX%, good=N, total=M``. An empty response (a failed
-inference) counts as wrong and is reported in ``empty``.
+inference) counts as wrong and is reported in ``empty``; a NaN or infinite answer
+(written by another tool: mlperf-pilot's SUT never answers one) counts as wrong.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def top1(log_path: Path, labels: np.ndarray, dtype: str = "float32") -> Top1Resu
         values = np.frombuffer(entry.data, DTYPES[dtype])
         if values.size == 0:
             empty += 1
+            continue
+        if not np.isfinite(values[0]):  # a NaN/inf answer is no class: wrong
             continue
         if int(values[0]) == int(labels[qsl_idx]):
             good += 1

@@ -259,8 +259,9 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         for reason in record.reasons:
             stdout.print(Text(f"{record.scenario} {record.mode}: {reason}", style="red"))
     for check in summary.compliance:
+        style = "yellow" if check.status == "INDICATIVE" else "red"
         for reason in check.reasons:
-            stdout.print(Text(f"{check.scenario} {check.test}: {reason}", style="red"))
+            stdout.print(Text(f"{check.scenario} {check.test}: {reason}", style=style))
     stdout.print(f"Results written to {summary.results_dir / summary.system}")
 
 
@@ -525,10 +526,14 @@ _ROUND_OPTION = click.option("--round", "round_", default="v6.1", show_default=T
 @click.option("--force", is_flag=True, help="Replace an existing <out>/<division>/<submitter>.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the checker on the new tree.")
+@click.option("--include-invalid", is_flag=True,
+              help="Package results our records mark INVALID/FAILED or with failed "
+              "samples, marked as such (the check then reports them).")
 def submission_generate(division: str, submitter: str, round_: str, results_dir: Path,
                         out: Path, systems: Sequence[str], system_type: str, status: str,
                         system_overrides: Path | None, measurements_overrides: Path | None,
-                        backup_dir: Path | None, force: bool, check: bool) -> None:
+                        backup_dir: Path | None, force: bool, check: bool,
+                        include_invalid: bool) -> None:
     """Build the submission tree from a results folder."""
     from mlperf_pilot.submission.generate import GenerateOptions, generate_submission
 
@@ -536,10 +541,12 @@ def submission_generate(division: str, submitter: str, round_: str, results_dir:
         results_dir=results_dir, out=out, division=division, submitter=submitter,
         round=round_, systems=tuple(systems), system_type=system_type, status=status,
         system_overrides=system_overrides, measurements_overrides=measurements_overrides,
-        backup_dir=backup_dir, force=force))
+        backup_dir=backup_dir, force=force, include_invalid=include_invalid))
     stdout.print(f"wrote {len(report.results)} result(s) to {report.root / division / submitter}"
                  f" ({report.truncated} accuracy log(s) truncated, originals in "
                  f"{report.backup_dir})")
+    for marked in report.included_invalid:
+        stderr.print(f"included, marked invalid: {marked}", markup=False)
     for system_id, fields in report.system_placeholders.items():
         if fields:
             stderr.print(f"systems/{system_id}.json: fill {', '.join(fields)} "

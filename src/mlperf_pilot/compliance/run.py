@@ -7,6 +7,13 @@ file" and the test's effective settings); a run that silently ignored it is a
 ComplianceError. Verification writes the official output layout into
 ``<scenario>/<TEST>/``: verify_accuracy.txt / verify_performance.txt, accuracy/ and
 performance/run_1/.
+
+Statuses: PASS, FAIL, and in execution mode ``test`` INDICATIVE — every check passed
+but a performance band, which the short test-mode runs on a loaded machine miss from
+noise alone (runs of 1.5 s measured -30 %, -36 %, +31 % against their baseline). The
+verification files keep the official verdict (TEST FAIL); the record and the CLI say
+"indicative (test mode)", and the run's exit code stays 0. In ``valid`` mode the
+official rule stands: a missed band is FAIL.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ from mlperf_pilot.results.layout import ScenarioPaths
 
 SUPPORTED = ("TEST01", "TEST04", "TEST05")
 PASS, FAIL = "PASS", "FAIL"
+# test mode only: every check passed except a performance band, which short runs on a
+# loaded machine miss from noise alone; not a verdict (valid mode gives FAIL)
+INDICATIVE = "INDICATIVE"
+OK_STATUSES = (PASS, INDICATIVE)
 
 
 class ComplianceRecord(BaseModel):
@@ -136,6 +147,9 @@ class VerifyInputs:
     threshold: float
     delta_percent: float
     notes: list[str] = field(default_factory=list)
+    # execution mode test: a missed performance band is INDICATIVE, not FAIL
+    test_mode: bool = False
+    duration_ms: float | None = None  # the runs' min_duration, for the message
 
 
 def prepare_run(paths: CompliancePaths, benchmark: str, scenario: Scenario) -> None:
@@ -181,7 +195,15 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
     (paths.test_dir / "verify_performance.txt").write_text(performance.text, encoding="utf-8")
     record.performance_check = performance.text
     ok = performance.passed
-    if not performance.passed:
+    indicative = not performance.passed and performance.band and inputs.test_mode
+    if indicative:
+        ok = True
+        length = f"{inputs.duration_ms / 1000:g}-second " if inputs.duration_ms else ""
+        record.reasons.append(
+            f"{paths.test} performance: {performance.summary}; indicative (test mode): "
+            f"{length}test-mode runs are too short to judge the band (noise alone misses "
+            "it on a loaded machine); run with --execution-mode valid for the verdict")
+    elif not performance.passed:
         record.reasons.append(f"{paths.test} performance: "
                               f"{performance.summary or performance.lines[-1]}")
     if paths.test == "TEST01":
@@ -190,7 +212,7 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
         ok = ok and accuracy.passed
         if not accuracy.passed:
             record.reasons.append(f"TEST01 accuracy: {accuracy.lines[-1]}")
-    record.status = PASS if ok else FAIL
+    record.status = FAIL if not ok else INDICATIVE if indicative else PASS
     return record
 
 

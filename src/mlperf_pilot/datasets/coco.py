@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,23 +40,19 @@ def read_annotations(path: Path) -> dict[str, Any]:
             hint="re-extract or re-download the annotations",
         ) from exc
     if not isinstance(raw, dict):
-        raise DatasetError(f"annotation file {path} is not a COCO json object")
+        raise DatasetError(f"annotation file {path} is not a COCO json object",
+                           hint="COCO format is an object with 'images', 'annotations' and "
+                           "'categories'")
     for key in ("images", "annotations", "categories"):
         if not isinstance(raw.get(key), list):
             raise DatasetError(
                 f"annotation file {path} has no {key!r} list",
                 hint="COCO format needs 'images', 'annotations' and 'categories'",
             )
-    for number, image in enumerate(raw["images"]):
-        if not isinstance(image, dict) or not all(
-                k in image for k in ("id", "file_name", "height", "width")):
-            raise DatasetError(
-                f"annotation file {path}: images[{number}] lacks id, file_name, height or "
-                "width",
-                hint="every image entry needs all four",
-            )
     if not raw["images"]:
-        raise DatasetError(f"annotation file {path} lists no images")
+        raise DatasetError(f"annotation file {path} lists no images",
+                           hint="use the annotation file that lists the dataset's images")
+    _check_entries(path, raw)
     return raw
 
 
@@ -78,8 +75,7 @@ def load_coco(
     digest = hashlib.sha256(ann_path.read_bytes()).hexdigest()
     images = raw["images"][:count] if count is not None else raw["images"]
     files = tuple(str(Path(image_dir) / str(img["file_name"])) for img in images)
-    sizes = np.asarray([[int(img["height"]), int(img["width"])] for img in images],
-                       dtype=np.int64)
+    sizes = np.asarray([[img["height"], img["width"]] for img in images], dtype=np.int64)
     missing = [rel for rel in files if not (root / rel).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -102,6 +98,84 @@ def load_coco(
         labels=np.full(len(files), -1, dtype=np.int64),
         list_digest=digest, annotations=ann_path, image_hw=sizes,
     )
+
+
+_FIX = "fix the entry in the annotation file, or use the dataset's original annotations"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _is_id(value: object) -> bool:
+    """COCO ids are integers (some converters write strings; pycocotools takes both)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and bool(value))
+
+
+def _is_pixels(value: object) -> bool:
+    return _is_number(value) and float(value).is_integer() and value > 0  # type: ignore[arg-type]
+
+
+def _refuse(path: Path, entry: str, problem: str) -> DatasetError:
+    return DatasetError(f"annotation file {path}: {entry} {problem}", hint=_FIX)
+
+
+def _check_entries(path: Path, raw: dict[str, Any]) -> None:
+    """Every entry COCOeval and the pipeline read, checked once at load: image ids and
+    sizes, annotation boxes, and that every annotation points at an image and a category
+    the file defines (the reference tools drop the others silently, or fail deep inside
+    pycocotools)."""
+    image_ids: dict[int, int] = {}
+    for number, image in enumerate(raw["images"]):
+        entry = f"images[{number}]"
+        if not isinstance(image, dict) or not all(
+                k in image for k in ("id", "file_name", "height", "width")):
+            raise DatasetError(
+                f"annotation file {path}: {entry} lacks id, file_name, height or width",
+                hint="every image entry needs all four",
+            )
+        if not _is_id(image["id"]):
+            raise _refuse(path, entry, f"has id {image['id']!r}, not an integer or a name")
+        if image["id"] in image_ids:
+            raise _refuse(path, entry, f"repeats id {image['id']} of "
+                          f"images[{image_ids[image['id']]}]")
+        image_ids[image["id"]] = number
+        if not isinstance(image["file_name"], str) or not image["file_name"]:
+            raise _refuse(path, entry, f"has file_name {image['file_name']!r}")
+        for key in ("height", "width"):
+            value = image[key]
+            if not _is_pixels(value):
+                raise _refuse(path, entry, f"({image['file_name']}) has {key} {value!r}, "
+                              "not a positive whole number of pixels")
+    category_ids = set()
+    for number, category in enumerate(raw["categories"]):
+        if not isinstance(category, dict) or not _is_id(category.get("id")):
+            raise _refuse(path, f"categories[{number}]", "has no id")
+        category_ids.add(category["id"])
+    for number, annotation in enumerate(raw["annotations"]):
+        entry = f"annotations[{number}]"
+        if not isinstance(annotation, dict):
+            raise _refuse(path, entry, "is not an object")
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in annotation:
+                raise _refuse(path, entry, f"has no {key}")
+        image_id, category_id = annotation["image_id"], annotation["category_id"]
+        if not _is_id(image_id) or image_id not in image_ids:
+            raise _refuse(path, entry, f"has image_id {image_id!r}, which is not in 'images'")
+        if not _is_id(category_id) or category_id not in category_ids:
+            raise _refuse(path, entry, f"has category_id {category_id!r}, which is not in "
+                          "'categories'")
+        bbox = annotation["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_is_number, bbox)):
+            raise _refuse(path, entry, f"has bbox {bbox!r}; a box is 4 finite numbers "
+                          "[x, y, width, height]")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise _refuse(path, entry, f"has bbox {bbox!r} with a negative width or height")
+        for key in ("area", "iscrowd"):
+            if key in annotation and not _is_number(annotation[key]):
+                raise _refuse(path, entry, f"has {key} {annotation[key]!r}, not a number")
 
 
 def _pixel_size(path: Path) -> tuple[int, int]:

@@ -24,8 +24,9 @@ from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.catalog.cards import PreprocessSpec
 from mlperf_pilot.datasets.imagenet import ImageList
 from mlperf_pilot.datasets.preprocess import preprocess_image, resolve_library, spec_fingerprint
-from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.errors import AssetError, DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
+from mlperf_pilot.storage import as_disk_full, disk_full_error, is_disk_full
 
 # Below this many missing samples, preprocessing runs in-process (no pool start-up).
 _IN_PROCESS_LIMIT = 32
@@ -103,8 +104,18 @@ class ArrayDataset:
 def _write_sample(folder: Path, index: int, array: np.ndarray) -> None:
     final = folder / f"{index:07d}.npy"
     tmp = folder / f".{index:07d}.{os.getpid()}.{threading.get_ident()}.tmp.npy"
-    np.save(tmp, array, allow_pickle=False)
-    os.replace(tmp, final)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, final)
+    except OSError as exc:  # e.g. a full disk: no half-written sample stays behind
+        full = as_disk_full(exc, final)  # before the unlink frees what was written
+        tmp.unlink(missing_ok=True)
+        if full is exc:
+            raise
+        raise full from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _preprocess_chunk(
@@ -118,6 +129,10 @@ def _preprocess_chunk(
             _write_sample(folder, index, preprocess_image(Path(path), spec, library))
         except DatasetError as exc:
             return done, exc.message
+        except OSError as exc:
+            if is_disk_full(exc):  # the cache's disk, not the image: said by the caller
+                raise
+            return done, f"image {path} cannot be preprocessed: {type(exc).__name__}: {exc}"
         except Exception as exc:  # an unexpected failure still names the file
             return done, f"image {path} cannot be preprocessed: {type(exc).__name__}: {exc}"
         done += 1
@@ -191,6 +206,13 @@ def _run_preprocessing(
                 task.advance(done)
                 if error:
                     raise DatasetError(error, hint="fix or remove that image and retry")
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            kept = sum(1 for p in folder.glob("*.npy") if not p.name.startswith("."))
+            raise disk_full_error(exc, error=AssetError, where=str(folder), kept=(
+                f"{kept} of {len(images)} preprocessed sample(s), whole, reused by the next "
+                "run")) from exc
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)

@@ -57,4 +57,7 @@ def resolve_dataset(
             raise ConfigError(f"dataset card {card.name} names no annotation file")
         images = load_coco(root, annotations=card.annotations, image_dir=card.image_dir,
                            count=count, name=card.name)
+    if count is not None and count > len(images):
+        notes = [*notes, f"--count {count} is more than the {len(images)} samples of the "
+                 f"data set: capped to {len(images)}"]
     return ResolvedDataset(images=images, source=source, notes=notes)

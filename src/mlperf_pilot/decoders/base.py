@@ -13,6 +13,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlperf_pilot.catalog.cards import PostprocessSpec, PreprocessSpec, ResizeSpec
+from mlperf_pilot.errors import ConfigError
+
+
+class OutputMismatchError(ConfigError):
+    """The model's outputs are not what the card's ``postprocess`` decodes (e.g. logits
+    where the card expects class ids). ``fits``: the postprocess kind the outputs look
+    like, when one does."""
+
+    def __init__(self, message: str, hint: str | None = None, *, fits: str | None = None
+                 ) -> None:
+        super().__init__(message, hint)
+        self.fits = fits
+
+
+def describe(array: np.ndarray) -> str:
+    """``float32 (1, 1000)``: what an output is, for messages."""
+    return f"{array.dtype} {tuple(int(d) for d in array.shape)}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,29 @@ class Decoder(abc.ABC):
     def __init__(self, spec: PostprocessSpec, geometry: Geometry | None = None) -> None:
         self.spec = spec
         self.geometry = geometry or Geometry()
+
+    def check_outputs(self, outputs: list[np.ndarray], batch_size: int) -> None:
+        """Raise OutputMismatchError when ``outputs`` (of a batch of ``batch_size``) are
+        not what this decoder reads; run once on the warm-up batch, before LoadGen."""
+        if len(outputs) != len(self.spec.outputs):
+            raise OutputMismatchError(
+                f"the model returned {len(outputs)} output(s) but the card's postprocess "
+                f"{self.spec.kind} reads {len(self.spec.outputs)} ({', '.join(self.spec.outputs)})")
+
+    def nan_samples(self, outputs: list[np.ndarray], batch_size: int) -> np.ndarray | None:
+        """Positions in the batch whose outputs hold NaN (those samples are failures, not
+        answers), or None when there are none. A float output whose first axis is not
+        the batch (a batch-1 model without a batch axis) counts for every sample."""
+        bad: np.ndarray | None = None
+        for output in outputs:
+            if output.dtype.kind != "f" or not np.isnan(output).any():
+                continue
+            if output.ndim and output.shape[0] == batch_size:
+                rows = np.isnan(output.reshape(batch_size, -1)).any(axis=1)
+            else:
+                rows = np.ones(batch_size, dtype=bool)
+            bad = rows if bad is None else bad | rows
+        return None if bad is None else np.flatnonzero(bad)
 
     @abc.abstractmethod
     def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:

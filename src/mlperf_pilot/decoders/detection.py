@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlperf_pilot.datasets.preprocess import letterbox_geometry
-from mlperf_pilot.decoders.base import Decoder, ResponseBatch
+from mlperf_pilot.decoders.base import Decoder, OutputMismatchError, ResponseBatch, describe
 
 # the 80 COCO training classes → COCO 2017 category ids (1..90 with gaps)
 COCO80_TO_91 = np.array([
@@ -92,6 +92,24 @@ def _groups(index: int, yxyx: np.ndarray, scores: np.ndarray, classes: np.ndarra
 class DetectionDecoder(Decoder):
     """Common parts: input-pixel boxes back to the original image, and class mapping."""
 
+    # (output position, what it must be) checked on the warm-up batch: "boxes" = last
+    # axis of 4, "rank3" = (N, x, y)
+    checks: tuple[tuple[int, str], ...] = ()
+
+    def check_outputs(self, outputs: list[np.ndarray], batch_size: int) -> None:
+        super().check_outputs(outputs, batch_size)
+        for position, rule in self.checks:
+            output = outputs[position]
+            if rule == "boxes" and (output.ndim < 2 or output.shape[-1] != 4):
+                wanted = "boxes of 4 numbers on its last axis"
+            elif rule == "rank3" and output.ndim != 3:
+                wanted = "three axes (batch, ..., ...)"
+            else:
+                continue
+            raise OutputMismatchError(
+                f"the model's output {self.spec.outputs[position]} is {describe(output)}, "
+                f"but the card's postprocess {self.spec.kind} expects {wanted}")
+
     def map_classes(self, classes: np.ndarray) -> np.ndarray:
         if self.spec.class_map == "coco80":
             return COCO80_TO_91[np.clip(classes.astype(np.int64), 0, 79)]
@@ -121,6 +139,8 @@ class DetectionDecoder(Decoder):
 class TfDetectionDecoder(DetectionDecoder):
     """num_detections, boxes (yxyx, normalised), scores, classes (COCO ids)."""
 
+    checks = ((1, "boxes"),)
+
     def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:
         num, boxes, scores, classes = outputs
         rows = []
@@ -134,6 +154,8 @@ class TfDetectionDecoder(DetectionDecoder):
 class BoxesLabelsScoresDecoder(DetectionDecoder):
     """boxes (``box_order``; normalised, or pixels of the input), labels, scores sorted by
     score; detections stop at the first score under the threshold, as the reference."""
+
+    checks = ((0, "boxes"),)
 
     def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:
         boxes, labels, scores = outputs
@@ -159,6 +181,11 @@ class ScoredBoxesDecoder(DetectionDecoder):
     ``yolo``: one output (N, 4 + C, A) with cx, cy, w, h (ultralytics: input pixels);
     ``boxes-scores``: boxes (N, A, 4) cx, cy, w, h and scores (N, A, C). Boxes are in
     input pixels unless ``boxes_normalized`` (relative to the input)."""
+
+    def check_outputs(self, outputs: list[np.ndarray], batch_size: int) -> None:
+        self.checks = ((0, "rank3"),) if self.spec.kind == "yolo" else \
+            ((0, "boxes"), (0, "rank3"), (1, "rank3"))
+        super().check_outputs(outputs, batch_size)
 
     def decode(self, outputs: list[np.ndarray], indices: np.ndarray) -> ResponseBatch:
         if self.spec.kind == "yolo":

@@ -8,6 +8,12 @@
         run_spec.json        the resolved RunSpec
         versions.json        every component's version
         records/<mode>.json  what mlperf-pilot concluded (status, metric, accuracy, errors)
+        records/accuracy.user.conf   only when an accuracy run was made beside a kept
+                             performance run (user.conf describes the performance run)
+
+A run writes a scenario in ``.<scenario>.staging/`` and renames it into place when the
+scenario is finished; an interrupted rerun's partial results go to
+``.<scenario>.interrupted/`` (see :mod:`mlperf_pilot.results.staging`).
 
 Only LoadGen's files and accuracy.txt go inside ``accuracy/`` and ``performance/``, so
 a submission tree is built by copying.
@@ -37,6 +43,18 @@ class ScenarioPaths:
     @property
     def user_conf(self) -> Path:
         return self.root / "user.conf"
+
+    @property
+    def accuracy_user_conf(self) -> Path:
+        """The user.conf of an accuracy run made beside a kept performance run (whose
+        own user.conf stays in place); see results.staging."""
+        return self.root / "records" / "accuracy.user.conf"
+
+    def user_conf_for(self, mode: Mode) -> Path:
+        """The user.conf a test of ``mode`` runs with."""
+        if mode is Mode.ACCURACY and self.accuracy_user_conf.is_file():
+            return self.accuracy_user_conf
+        return self.user_conf
 
     @property
     def run_spec(self) -> Path:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlperf_pilot.errors import StoreError
+from mlperf_pilot.storage import write_text_atomic
 
 STATUS_VALID = "VALID"
 STATUS_INVALID = "INVALID"
-STATUS_FAILED = "FAILED"  # the run did not complete (exception, interrupt)
+STATUS_FAILED = "FAILED"  # the run did not complete (exception, crash, interrupt)
+# An interrupted test is FAILED with ``interrupted`` set to the signal's name (SIGINT,
+# SIGTERM) and a reason saying so: whatever refuses FAILED runs refuses it too.
 
 
 class AccuracyRecord(BaseModel):
@@ -52,6 +54,7 @@ class RunRecord(BaseModel):
     peak_rss_mb: float | None = None  # of the process that ran the LoadGen test
     loadgen: dict[str, Any] | None = None  # the parsed LoadGenResult
     reference_line: str | None = None
+    interrupted: str | None = None  # the signal that stopped the test (status FAILED)
 
     @property
     def ok(self) -> bool:
@@ -60,9 +63,7 @@ class RunRecord(BaseModel):
 
 def write_record(record: RunRecord, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, record.model_dump_json(indent=2) + "\n")
 
 
 def read_record(path: Path) -> RunRecord:

@@ -6,6 +6,14 @@ command of each result, user.conf, src/ (or code/) and calibration.md,
 model_mapping.json for open-division custom models, and the accuracy logs truncated
 with their hash (originals kept in a backup folder). Closed-division rules that can be
 known before copying are enforced first; everything else is the checker's job.
+
+A result that mlperf-pilot's own records (``records/<mode>.json``) call INVALID or
+FAILED, whose runs had failed samples (even where LoadGen called the run VALID), or whose
+accuracy log is not LoadGen's complete JSON, is refused before anything is written.
+``include_invalid`` (``--include-invalid``) packages such results marked: their README.md
+says so and why, and measurements.json carries what the records said under
+``mlperf_pilot.records`` — where ``submission check`` reads it and reports an error, so a
+marked tree never passes the check or ``submission pack``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from mlperf_pilot import __version__
 from mlperf_pilot.catalog import ModelCard, load_catalog
 from mlperf_pilot.errors import SubmissionError, UnknownPluginError
 from mlperf_pilot.loadgen.logs import parse_detail
+from mlperf_pilot.results.records import STATUS_VALID, read_record
+from mlperf_pilot.submission.check_accuracy import accuracy_log_problem
+from mlperf_pilot.submission.check_system import RECORDS_KEY
 from mlperf_pilot.submission.findings import Finding, Findings
 from mlperf_pilot.submission.rounds import LATEST, Round, load_round
 from mlperf_pilot.submission.system import (
@@ -50,6 +61,7 @@ class GenerateOptions:
     measurements_overrides: Path | None = None
     backup_dir: Path | None = None  # default: <out>_logs
     force: bool = False  # replace an existing output folder
+    include_invalid: bool = False  # package results our records mark bad (marked)
 
 
 @dataclass
@@ -69,6 +81,7 @@ class GenerateReport:
     backup_dir: Path | None = None
     system_placeholders: dict[str, list[str]] = field(default_factory=dict)
     model_mapping: dict[str, str] = field(default_factory=dict)
+    included_invalid: list[str] = field(default_factory=list)  # "<result>: <why>"
 
 
 @dataclass
@@ -84,6 +97,39 @@ class _Source:
     @property
     def command(self) -> str | None:
         return (self.spec.get("resolved") or {}).get("command")
+
+    @property
+    def name(self) -> str:
+        return f"{self.system}/{self.card.name}/{self.scenario}"
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """What the records say of each run: {mode: {status, samples_failed, reasons}}."""
+        found = {}
+        for mode in ("accuracy", "performance"):
+            path = self.path / "records" / f"{mode}.json"
+            if not path.is_file():
+                continue
+            record = read_record(path)
+            found[mode] = {"status": record.status, "samples_failed": record.samples_failed,
+                           "reasons": list(record.reasons)}
+        return found
+
+    def problems(self) -> list[str]:
+        """Why this result must not be submitted as it is (empty: nothing known)."""
+        why = []
+        for mode, record in self.records().items():
+            failed = record["samples_failed"]
+            if record["status"] != STATUS_VALID or failed:
+                reason = "; ".join(record["reasons"]) or f"{failed} sample(s) failed"
+                status = record["status"] if record["status"] != STATUS_VALID else \
+                    "VALID by LoadGen"
+                why.append(f"the {mode} run is {status}"
+                           f"{f' with {failed} failed sample(s)' if failed else ''} ({reason})")
+        log = self.path / "accuracy" / "mlperf_log_accuracy.json"
+        problem = accuracy_log_problem(log) if log.is_file() else None
+        if problem:
+            why.append(f"accuracy/mlperf_log_accuracy.json {problem}")
+        return why
 
 
 def _scan(results_dir: Path, systems: tuple[str, ...]) -> list[_Source]:
@@ -224,6 +270,16 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
     if not sources:
         raise SubmissionError(f"no results under {results_dir}",
                               hint="run `mlperf-pilot run` first, or pass --results-dir")
+    bad = {src.name: why for src in sources if (why := src.problems())}
+    if bad and not options.include_invalid:
+        name, why = next(iter(bad.items()))
+        others = f" (and {len(bad) - 1} more result(s))" if len(bad) > 1 else ""
+        raise SubmissionError(
+            f"{name} is not submittable: {why[0]}{others}; nothing written",
+            findings=[Finding("error", "generate.records", f"{n}: {'; '.join(w)}",
+                              path=n) for n, w in bad.items()],
+            hint="rerun it (or leave it out with --system), or pass --include-invalid to "
+                 "package it marked as invalid")
     if options.division == "closed":
         problems = closed_division_findings(sources, rules, options.system_type)
         if problems:
@@ -261,12 +317,22 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
         measure = root / layout.measurements_dir(src.system, benchmark, src.scenario)
         measure.mkdir(parents=True, exist_ok=True)
         spec = src.spec.get("spec", {})
+        measurements = _measurements(src.card, spec.get("model_format"), measure_overrides)
+        records = src.records()
+        if records:
+            measurements[RECORDS_KEY] = {"records": records}
         (root / layout.measurements_json(src.system, benchmark, src.scenario)).write_text(
-            json.dumps(_measurements(src.card, spec.get("model_format"), measure_overrides),
-                       indent=2) + "\n", encoding="utf-8")
+            json.dumps(measurements, indent=2) + "\n", encoding="utf-8")
         if (src.path / "user.conf").is_file():
             shutil.copyfile(src.path / "user.conf", measure / "user.conf")
-        (measure / "README.md").write_text(_readme(src, benchmark), encoding="utf-8")
+        readme = _readme(src, benchmark)
+        if src.name in bad:
+            report.included_invalid.append(f"{src.name}: {'; '.join(bad[src.name])}")
+            readme += ("\n**Marked invalid**: included with `--include-invalid` although "
+                       f"mlperf-pilot's records say {'; '.join(bad[src.name])}. "
+                       "measurements.json keeps the records (`mlperf_pilot.records`); "
+                       "`mlperf-pilot submission check` reports this result as an error.\n")
+        (measure / "README.md").write_text(readme, encoding="utf-8")
         _write_source_readme(root / layout.source_dir / benchmark, src)
         scenario_dirs.append(scenario)
         report.results.append(GeneratedResult(src.system, src.card.name, benchmark,

@@ -22,6 +22,14 @@ from mlperf_pilot.errors import UnknownPluginError
 
 LATEST = "v6.1"
 SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
+# The official checker's last resort for a folder name no mapping knows, tried in order
+# (first match wins; the order matters: "bert-99.9" contains "bert-99").
+NAME_FALLBACKS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("mobilenet", "efficientnet", "resnet50"), "resnet"),
+    (("bert-99.9",), "bert-99.9"),
+    (("bert-99",), "bert-99"),
+    (("llama3_1-405b",), "llama3.1-405b"),
+)
 
 
 class _Data(BaseModel):
@@ -103,12 +111,22 @@ class Round(_Data):
 
     def mlperf_model(self, directory: str, submitter_mapping: dict[str, str] | None = None
                      ) -> str:
-        """The official benchmark a result directory stands for (the round's mapping,
-        then the submitter's model_mapping.json, as the checker resolves it)."""
+        """The official benchmark a result directory stands for, resolved in the official
+        checker's order: the official name itself, the round's mapping, the submitter's
+        ``model_mapping.json``, then the name fallbacks (:data:`NAME_FALLBACKS`: a name
+        containing ``mobilenet``/``efficientnet``/``resnet50`` is resnet, then bert-99.9,
+        bert-99, llama3_1-405b), whose result goes through the round's mapping again."""
         if directory in self.models:
             return directory
-        mapped = (submitter_mapping or {}).get(directory) or self.model_mapping.get(directory)
-        return mapped or directory
+        mapped = self.model_mapping.get(directory) or (submitter_mapping or {}).get(directory)
+        if mapped:
+            return str(mapped)
+        guess = directory
+        for needles, model in NAME_FALLBACKS:
+            if any(needle in directory for needle in needles):
+                guess = model
+                break
+        return self.model_mapping.get(guess, guess)
 
     def result_field(self, benchmark: str, scenario: str) -> str | None:
         rules = self.models.get(benchmark)
@@ -167,6 +185,15 @@ class Common(_Data):
     measurements_required_files: list[str]
     required_accuracy_files: dict[str, dict[str, dict[str, list[str]]]]
     test01_accuracy_files: list[str]
+    equal_issue_rounds: list[str]
+    llm_latency_limits: dict[str, dict[str, dict[str, int]]]
+    units: dict[str, str]
+    special_units: dict[str, dict[str, str]]
+    power_units: dict[str, str]
+    power_files: list[str]
+    power_run_files: list[str]
+    power_run_optional_files: list[str]
+    always_optional_files: list[str]
 
 
 def _load(name: str) -> dict[str, Any]:

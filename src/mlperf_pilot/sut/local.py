@@ -10,7 +10,8 @@ whose responses point into that buffer (kept alive until the call returns).
 
 A failed batch is never answered with made-up results: its samples are counted as
 failed, the error is recorded, and they are completed with empty (size 0) responses
-only because LoadGen has no other way to end a sample. With ``on_error="stop"`` every
+only because LoadGen has no other way to end a sample. A sample whose outputs hold NaN
+is a failure too ("answered NaN"), answered the same way. With ``on_error="stop"`` every
 later sample is completed the same way without running it, so an INVALID run ends
 quickly. The runner marks any run with failures INVALID, with the first error as the
 reason.
@@ -35,6 +36,7 @@ from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders.base import Decoder
 
 _MAX_FAILED_INDICES = 1000
+NAN_ERROR = "the model answered NaN"
 _STOP = object()
 
 
@@ -45,6 +47,7 @@ class SutStats:
     issued: int = 0
     completed: int = 0
     failed: int = 0
+    nan: int = 0  # of ``failed``: samples whose outputs held NaN
     batches: int = 0
     predict_s: float = 0.0
     first_error: str | None = None
@@ -53,6 +56,17 @@ class SutStats:
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
+
+    def reasons(self) -> list[str]:
+        """Why the failures make a run INVALID, in words (empty when none failed)."""
+        found = []
+        if self.nan:
+            found.append(f"{self.nan} sample(s) answered NaN")
+        others = self.failed - self.nan
+        if others:
+            first = next((m for m in self.error_counts if m != NAN_ERROR), self.first_error)
+            found.append(f"{others} sample(s) failed: {first}")
+        return found
 
 
 def _loadgen_completion() -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -211,17 +225,28 @@ class LocalSut:
             started = time.perf_counter()
             outputs = self._predict(batch)
             self.stats.predict_s += time.perf_counter() - started
-            responses = self.decoder.decode(outputs, idx)
+            nan = self.decoder.nan_samples(outputs, len(idx))
+            if nan is None:
+                responses = self.decoder.decode(outputs, idx)
+            else:
+                with np.errstate(invalid="ignore"):
+                    responses = self.decoder.decode(outputs, idx)
         except Exception as exc:
             self._record_failure(idx, exc)
             self._complete_empty(ids)
             return
+        sizes = responses.sizes
+        if nan is not None:  # a NaN answer is a failure: empty response, counted
+            sizes = list(sizes)
+            for position in nan:
+                sizes[position] = 0
+            self._record_nan(idx[nan])
         base = responses.buffer.ctypes.data
         make = self._response
-        triples = zip(ids, responses.offsets, responses.sizes, strict=True)
+        triples = zip(ids, responses.offsets, sizes, strict=True)
         self._complete([make(i, base + o, s) for i, o, s in triples])
         # ``responses`` stays referenced until here, after QuerySamplesComplete returned
-        self.stats.completed += len(ids)
+        self.stats.completed += len(ids) - (0 if nan is None else len(nan))
         self.stats.batches += 1
 
     # ---------------------------------------------------------------------------- errors
@@ -241,6 +266,18 @@ class LocalSut:
             self.stats.error_counts[message] += len(idx)
             if self.stats.first_error is None:
                 self.stats.first_error = message
+            room = _MAX_FAILED_INDICES - len(self.stats.failed_indices)
+            if room > 0:
+                self.stats.failed_indices.extend(int(i) for i in idx[:room])
+
+    def _record_nan(self, idx: np.ndarray) -> None:
+        with self._lock:
+            self._failed = True
+            self.stats.failed += len(idx)
+            self.stats.nan += len(idx)
+            self.stats.error_counts[NAN_ERROR] += len(idx)
+            if self.stats.first_error is None:
+                self.stats.first_error = NAN_ERROR
             room = _MAX_FAILED_INDICES - len(self.stats.failed_indices)
             if room > 0:
                 self.stats.failed_indices.extend(int(i) for i in idx[:room])
