@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -59,6 +59,25 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+    @property
+    def message(self) -> str:
+        """One line: what was stopped (as MlperfPilotError.message)."""
+        record = self.record
+        if record is None:
+            return f"interrupted by {self.name}; no LoadGen test was running"
+        return (f"interrupted by {self.name} during the {record.scenario} {record.mode} "
+                f"test; its record is marked {record.status} (interrupted)")
+
+    @property
+    def hint(self) -> str:
+        """One line: what is kept and what to do."""
+        if self.partial is None:
+            return "rerun the same command; the finished tests above are kept"
+        if self.previous_kept:
+            return (f"rerun the same command to redo it; the previous results are unchanged, "
+                    f"this run's partial results are in {self.partial}")
+        return f"rerun the same command to redo it; the partial results are in {self.partial}"
 
 
 def _in_main_thread() -> bool:
@@ -131,10 +150,8 @@ class ForwardToChild:
     def _kill(self) -> None:
         if self.child.poll() is None:
             self.killed = True
-            try:
+            with suppress(ProcessLookupError):
                 self.child.kill()
-            except ProcessLookupError:
-                pass
 
 
 __all__ = ["GRACE_S", "ForwardToChild", "Interrupted", "raise_once", "raising_on_signals",

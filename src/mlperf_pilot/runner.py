@@ -90,6 +90,7 @@ from mlperf_pilot.results.records import (
     read_record,
     write_record,
 )
+from mlperf_pilot.results.staging import ResultsLock, ScenarioStage, relocate_text
 from mlperf_pilot.storage import is_disk_full, run_disk_full_error, write_text_atomic
 from mlperf_pilot.submission.rounds import load_round
 from mlperf_pilot.testproc import DatasetRef, LoadGenJob
@@ -280,12 +281,17 @@ class BenchmarkRunner:
         self.progress = progress
         self.transport = transport
         self.summary: RunSummary | None = None
+        self._stage: ScenarioStage | None = None  # the scenario being written
+        self._stage_marks = (0, 0, 0)  # its first record, compliance record, note
+        self._partial_at: Path | None = None  # where an unfinished scenario was kept
 
     def run(self) -> RunSummary:
         """Execute the plan. A full disk ends it with an error naming the file that could
         not be written and the finished tests that are kept."""
         try:
-            return self._run()
+            with ResultsLock(Path(self.spec.results_dir).resolve() / self.plan.system
+                             / self.plan.card.name, self.command):
+                return self._run_staged()
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -293,6 +299,7 @@ class BenchmarkRunner:
                 exc, cache_root=self.cache.root, results_dir=Path(self.spec.results_dir),
                 finished=[f"{r.scenario} {r.mode}" for r in
                           (self.summary.records if self.summary is not None else [])],
+                partial=self._partial_at,
             ) from exc
 
     def _run(self) -> RunSummary:
@@ -358,7 +365,7 @@ class BenchmarkRunner:
             context = {**context, "workers": workers, "threads": threads}
             scenario_spec = spec.model_copy(update={"sut": spec.sut.model_copy(
                 update={"workers": workers, "threads": threads})})
-            paths = ScenarioPaths.of(spec.results_dir, plan.system, plan.card.name, scenario)
+            paths = self._begin_scenario(scenario, summary)  # its staging folder
             calibrated = (targets.get(plan.system, plan.card.name, scenario)
                           if spec.execution_mode is ExecutionMode.VALID else {})
             if spec.execution_mode is ExecutionMode.VALID and not calibrated and not (
@@ -376,6 +383,7 @@ class BenchmarkRunner:
             )
             if spec.execution_mode is ExecutionMode.FIND:
                 self._find(base, paths, scenario, prepared, estimates, targets, summary)
+                self._commit_scenario(summary)
                 continue
             for mode in spec.modes:
                 job = base.model_copy(update={"mode": mode})
@@ -387,7 +395,64 @@ class BenchmarkRunner:
             if spec.compliance:
                 summary.compliance.extend(
                     self._compliance(base, paths, scenario, prepared, summary.notes))
+            self._commit_scenario(summary)
         return summary
+
+    # ------------------------------------------------------ results folders (staging)
+
+    def _run_staged(self) -> RunSummary:
+        """_run; when it stops early the unfinished scenario's files are kept
+        (results.staging) and an Interrupted carries what the run had finished."""
+        try:
+            return self._run()
+        except BaseException as exc:
+            where, previous_kept = self._keep_partial(exc)
+            self._partial_at = where  # named by run()'s disk-full error
+            if isinstance(exc, Interrupted):
+                exc.summary, exc.partial, exc.previous_kept = self.summary, where, previous_kept
+            raise
+
+    def _begin_scenario(self, scenario: Scenario, summary: RunSummary) -> ScenarioPaths:
+        find = self.spec.execution_mode is ExecutionMode.FIND
+        final = ScenarioPaths.of(summary.results_dir, self.plan.system, self.plan.card.name,
+                                 scenario)
+        stage = ScenarioStage(final, accuracy=not find and Mode.ACCURACY in self.spec.modes,
+                              performance=find or Mode.PERFORMANCE in self.spec.modes)
+        paths = stage.begin()
+        self._stage = stage
+        self._stage_marks = (len(summary.records), len(summary.compliance), len(summary.notes))
+        return paths
+
+    def _commit_scenario(self, summary: RunSummary) -> None:
+        stage, self._stage = self._stage, None
+        if stage is not None:
+            self._relocate_summary(summary, stage.staging.root, stage.commit())
+
+    def _keep_partial(self, exc: BaseException) -> tuple[Path | None, bool]:
+        summary = self.summary
+        if isinstance(exc, Interrupted) and exc.record is not None and summary is not None:
+            summary.records.append(exc.record)  # the test in flight, marked
+        stage, self._stage = self._stage, None
+        if stage is None:
+            return None, False
+        try:
+            where, previous_kept = stage.keep_partial()
+        except OSError:  # e.g. the disk is full: the staging folder stays as it is
+            return stage.staging.root, stage.final.root.exists()
+        if summary is not None:
+            self._relocate_summary(summary, stage.staging.root, where)
+        return where, previous_kept
+
+    def _relocate_summary(self, summary: RunSummary, old: Path, new: Path) -> None:
+        records, checks, notes = self._stage_marks
+        for record in summary.records[records:]:
+            record.log_dir = relocate_text(record.log_dir, old, new)
+            record.reasons = [relocate_text(r, old, new) for r in record.reasons]
+        for check in summary.compliance[checks:]:
+            check.run_dir = relocate_text(check.run_dir, old, new)
+            check.test_dir = relocate_text(check.test_dir, old, new)
+            check.reasons = [relocate_text(r, old, new) for r in check.reasons]
+        summary.notes[notes:] = [relocate_text(n, old, new) for n in summary.notes[notes:]]
 
     # ----------------------------------------------------------------- calibration
 
@@ -566,9 +631,23 @@ class BenchmarkRunner:
         estimates: Estimates, context: dict[str, Any], versions: dict[str, Any],
         calibrated: dict[str, Any],
     ) -> dict[str, Any]:
-        """user.conf, run_spec.json, versions.json; returns the targets user.conf uses."""
+        """user.conf, run_spec.json, versions.json; returns the targets user.conf uses.
+        Beside a kept performance run they stay (they describe it): an accuracy run then
+        gets records/accuracy.user.conf and records/accuracy.run_spec.json."""
         self._dataset_count, self._estimates = dataset_count, estimates
         paths.root.mkdir(parents=True, exist_ok=True)
+        if self._stage is not None and self._stage.carried_performance:
+            if self._stage.redo_accuracy:
+                keys = user_conf_settings(
+                    self.spec, scenario,
+                    performance_sample_count=self.plan.card.performance_sample_count,
+                    dataset_count=dataset_count, estimates=estimates, calibrated=calibrated)
+                paths.accuracy_user_conf.parent.mkdir(parents=True, exist_ok=True)
+                self._user_conf(paths, scenario, keys, path=paths.accuracy_user_conf)
+                write_text_atomic(paths.accuracy_user_conf.with_name("accuracy.run_spec.json"),
+                                  json.dumps({"spec": self.spec.model_dump(mode="json"),
+                                              "resolved": context}, indent=2) + "\n")
+            return {}
         used = self._rewrite_user_conf(paths, scenario, calibrated)
         write_text_atomic(paths.run_spec, json.dumps(
             {"spec": self.spec.model_dump(mode="json"), "resolved": context}, indent=2
@@ -577,12 +656,12 @@ class BenchmarkRunner:
         return used
 
     def _user_conf(self, paths: ScenarioPaths, scenario: Scenario,
-                   keys: dict[str, float | int]) -> None:
+                   keys: dict[str, float | int], path: Path | None = None) -> None:
         plan = self.plan
         header = (f"Generated by mlperf-pilot for {plan.card.name} ({scenario.value}, "
                   f"execution mode {self.spec.execution_mode.value}).\n"
                   "Loaded with one TestSettings.FromConfig call after LoadGen's own mlperf.conf.")
-        write_text_atomic(paths.user_conf,
+        write_text_atomic(path or paths.user_conf,
                           render_user_conf(plan.card.mlperf_model, scenario, keys, header))
 
 

@@ -37,17 +37,19 @@ def disk_full_error(exc: OSError, *, kept: str, error: type[MlperfPilotError] = 
 
 
 def run_disk_full_error(exc: OSError, *, cache_root: Path, results_dir: Path,
-                        finished: list[str]) -> MlperfPilotError:
-    """A run that filled a disk: in the cache (AssetError) or in the results."""
+                        finished: list[str], partial: Path | None = None) -> MlperfPilotError:
+    """A run that filled a disk: in the cache (AssetError) or in the results
+    (``partial``: where the unfinished scenario's files were left)."""
     if exc.filename and Path(os.path.abspath(exc.filename)).is_relative_to(cache_root):
         return disk_full_error(exc, error=AssetError, kept=(
             f"every complete entry of the cache {cache_root} (a half-built one is never "
             "used)"))
     results = Path(results_dir).resolve()
     names = f" ({', '.join(finished)})" if finished else ""
+    unfinished = f" (its scenario's files are in {partial})" if partial is not None else ""
     return disk_full_error(exc, where=exc.filename or f"the results under {results}", kept=(
         f"{len(finished)} finished test(s){names} under {results}; the test being written "
-        "is incomplete"))
+        f"is incomplete{unfinished}"))
 
 
 def as_disk_full(exc: OSError, path: Path) -> OSError:

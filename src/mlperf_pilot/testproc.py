@@ -146,7 +146,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
     )
     started = time.monotonic()
     interrupted: Interrupted | None = None
-    answered: Any = None  # the SUT's counters, once the LoadGen test is about to start
+    answered: Any = None  # the SUT, once the LoadGen test is about to start
     try:
         if job.model_path is not None or job.backend == "null":
             backend.load(LoadOptions(
@@ -165,7 +165,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
         if job.test05:
             settings.test05 = True
         warm_up(backend, dataset, sut.max_batch_size)
-        answered = sut.stats
+        answered = sut
 
         def test() -> None:
             with sut:
@@ -229,10 +229,11 @@ def _mark_interrupted(record: RunRecord, exc: Interrupted, log_dir: Path,
         record.reasons.append(f"interrupted by {exc.name}{why} before the LoadGen test "
                               "started")
         return
-    record.samples_failed = answered.failed
+    stats = answered.stats
+    record.samples_failed = stats.failed
     record.reasons.append(
         f"interrupted by {exc.name}{why} during the LoadGen test, after "
-        f"{answered.completed} answered sample(s); the partial LoadGen logs are kept in "
+        f"{stats.completed} answered sample(s); the partial LoadGen logs are kept in "
         f"{log_dir}")
 
 

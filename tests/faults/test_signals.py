@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from faultkit import CliResult, assert_clean_error
 
 MODEL_DIR = Path("results") / "null-cpu" / "resnet50"
@@ -147,7 +146,7 @@ def test_a_signal_during_the_loadgen_test_is_recorded_and_exits_128_plus_signal(
     assert (scenario / "accuracy" / "mlperf_log_accuracy.json").is_file()
     # nothing half-written is left beside the result
     assert sorted(p.name for p in (spawned.cwd / MODEL_DIR).iterdir()
-                  if not p.name.startswith(".lock")) == [SCENARIO]
+                  if not p.name.startswith(".mlperf-pilot.lock")) == [SCENARIO]
 
 
 def test_sigkill_to_the_test_process_is_reported_with_the_signal(
@@ -171,6 +170,33 @@ def test_sigkill_to_the_test_process_is_reported_with_the_signal(
     named = reason.rsplit("(see ", 1)[1].rstrip(")")
     assert Path(named).is_file(), reason
     assert Path(named).parent == spawned.cwd / MODEL_DIR / SCENARIO / "records"
+
+
+def test_sigkill_to_the_parent_stops_the_test_process_and_the_next_run_keeps_its_part(
+    spawn_cli, cli, colour_imagenet: Path,
+) -> None:
+    spawned = spawn_cli(*_argv(colour_imagenet, "performance"))
+    spawned.wait_for(_performance_log_running(spawned.cwd), what="the LoadGen test")
+    child = _test_process(spawned.process.pid)
+    assert child is not None
+    spawned.send(signal.SIGKILL)  # nothing of the parent runs any more
+    assert spawned.finish(timeout=30).code == -signal.SIGKILL
+    deadline = time.monotonic() + 20
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "the test process outlived its parent"
+    staging = spawned.cwd / MODEL_DIR / f".{SCENARIO}.staging"
+    record = _record(staging / "records" / "performance.json")
+    assert record["status"] == "FAILED" and record["interrupted"] == "SIGTERM"
+    assert "the mlperf-pilot process that started it ended" in record["reasons"][0]
+    # the next run is not locked out, and keeps the leftover as interrupted
+    assert cli(*_argv(colour_imagenet, "performance", duration_ms=300)).code == 0
+    kept = spawned.cwd / MODEL_DIR / f".{SCENARIO}.interrupted"
+    assert _record(kept / "records" / "performance.json")["log_dir"] == \
+        str(kept / "performance" / "run_1")
+    assert not staging.exists()
+    assert _record(spawned.cwd / MODEL_DIR / SCENARIO / "records" / "performance.json")[
+        "status"] == "VALID"
 
 
 # ------------------------------------------------------- one results folder, two runs

@@ -199,3 +199,36 @@ def test_truncated_archive_is_an_asset_error(tmp_path: Path) -> None:
 def test_missing_archive(tmp_path: Path) -> None:
     with pytest.raises(AssetError, match="does not exist"):
         extract(tmp_path / "gone.zip", tmp_path / "out")
+
+
+BACKSLASH_NAMES = ["..\\..\\..\\x.onnx", "model\\..\\..\\x.onnx", "\\abs\\x.onnx",
+                   "C:\\x.onnx", "C:x.onnx", "//server/share/x.onnx", "model\\x.onnx"]
+
+
+@pytest.mark.parametrize("name", BACKSLASH_NAMES)
+def test_tar_backslash_and_windows_absolute_names_are_refused(tmp_path: Path, name: str) -> None:
+    archive = make_tar(tmp_path / "a.tar", {"model/ok.onnx": b"ok", name: b"evil"})
+    out = tmp_path / "deep" / "a" / "b" / "out"
+    with pytest.raises(AssetError, match="refusing to extract") as info:
+        extract(archive, out)
+    assert repr(name) in info.value.message
+    assert not out.exists()  # nothing written, not even the good entry
+    assert not list(tmp_path.rglob("x.onnx")) and not list(tmp_path.rglob("*\\*"))
+
+
+@pytest.mark.parametrize("name", BACKSLASH_NAMES)
+def test_zip_backslash_and_windows_absolute_names_are_refused(tmp_path: Path, name: str) -> None:
+    archive = make_zip(tmp_path / "a.zip", {"model/ok.onnx": b"ok", name: b"evil"})
+    out = tmp_path / "deep" / "a" / "b" / "out"
+    with pytest.raises(AssetError, match="refusing to extract"):
+        extract(archive, out)
+    assert not out.exists()
+    assert not list(tmp_path.rglob("x.onnx")) and not list(tmp_path.rglob("*\\*"))
+
+
+@pytest.mark.parametrize("target", ["..\\..\\etc\\passwd", "C:\\Windows", "\\etc"])
+def test_tar_link_targets_with_backslashes_are_refused(tmp_path: Path, target: str) -> None:
+    archive = make_tar(tmp_path / "a.tar", {}, extra=[link("model/l", target)])
+    with pytest.raises(AssetError, match="refusing to extract"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -112,6 +112,7 @@ def run(state: State, config_file: Path | None, set_items: Sequence[str], as_jso
 def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str],
                  as_json: bool, flags: dict[str, Any]) -> None:
     from mlperf_pilot.cli.render import RichProgress
+    from mlperf_pilot.interrupts import Interrupted, raising_on_signals
     from mlperf_pilot.runner import BenchmarkRunner, plan_run, resolve_spec
 
     layers: list[dict[str, Any]] = []
@@ -125,6 +126,7 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
     progress = RichProgress(stderr, enabled=not as_json and stderr.is_terminal)
     if not stderr.is_terminal or as_json:
         progress = _PlainProgress()  # type: ignore[assignment]
+    interrupted: Interrupted | None = None
     try:
         stderr.print(Text.assemble(
             (plan.card.name, "bold"), f" on {plan.backend_name}/{spec.device.value}: "
@@ -133,11 +135,21 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
             f"({spec.execution_mode.value} run) -> {Path(spec.results_dir).resolve()}"
         ))
         command = shlex.join(["mlperf-pilot", *_INVOCATION])
-        summary = BenchmarkRunner(plan, cache=_cache_for(spec, state), progress=progress,
-                                  command=command).run()
+        # SIGINT/SIGTERM: the test in flight is stopped and marked, exit 128 + signal
+        with raising_on_signals():
+            summary = BenchmarkRunner(plan, cache=_cache_for(spec, state), progress=progress,
+                                      command=command).run()
+    except Interrupted as exc:
+        interrupted = exc
     finally:
         if isinstance(progress, RichProgress):
             progress.close()
+    if interrupted is not None:
+        if interrupted.summary is not None and (interrupted.summary.records
+                                                or interrupted.summary.compliance):
+            _print_summary(interrupted.summary, as_json, interrupted=interrupted.name)
+        _print_error(interrupted.message, interrupted.hint)
+        raise SystemExit(interrupted.exit_code)
     _print_summary(summary, as_json)
     raise SystemExit(EXIT_OK if summary.ok else EXIT_FAILED)
 
@@ -225,7 +237,13 @@ def _flag_layer(flags: dict[str, Any], state: State) -> dict[str, Any]:
     return layer
 
 
-def _print_summary(summary: Any, as_json: bool) -> None:
+def _print_error(message: str, hint: str | None) -> None:
+    stderr.print(Text.assemble(("error:", "red"), f" {message}"))
+    if hint:
+        stderr.print(Text.assemble(("hint:", "yellow"), f" {hint}"))
+
+
+def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None) -> None:
     from mlperf_pilot.cli.render import results_table
 
     if as_json:
@@ -240,6 +258,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
             "compliance": [c.model_dump(mode="json") for c in summary.compliance],
             "targets_file": str(summary.targets_file) if summary.targets_file else None,
         }
+        if interrupted:
+            payload["interrupted"] = interrupted  # the signal that stopped the run
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     stderr.print(f"model: {summary.model_source}")
@@ -651,7 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C outside a run
+            return _interrupted(exc.__cause__)
         stderr.print("aborted")
         return EXIT_FAILED
     except click.ClickException as exc:
@@ -664,9 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             stderr.print(Text.assemble(("hint:", "yellow"), f" {exc.hint}"))
         return exc.exit_code
-    except KeyboardInterrupt:
-        stderr.print("interrupted; partial results are kept and marked FAILED")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:  # a bug: say so briefly, details with --debug
         if debug:
             traceback.print_exc()
@@ -675,6 +696,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    " rerun with --debug and report the traceback"))
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (or SIGTERM) outside a run's LoadGen tests: 128 + the signal."""
+    import signal as _signal
+
+    from mlperf_pilot.interrupts import signal_name
+
+    signum = int(getattr(exc, "signum", _signal.SIGINT))
+    _print_error(f"interrupted by {signal_name(signum)}",
+                 "nothing was being written; rerun the command")
+    return 128 + signum
 
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -40,6 +40,7 @@ from filelock import FileLock, Timeout
 from mlperf_pilot.config import Mode
 from mlperf_pilot.errors import ResultsInUseError, StoreError
 from mlperf_pilot.results.layout import ScenarioPaths
+from mlperf_pilot.storage import write_text_atomic
 
 LOCK_FILE = ".mlperf-pilot.lock"
 HOLDER_FILE = ".mlperf-pilot.lock.json"
@@ -219,9 +220,8 @@ def relocate_text(text: str, old: Path, new: Path) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # whole or not at all; on a full disk no temp file stays and the error names path
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 __all__ = ["HOLDER_FILE", "LOCK_FILE", "ResultsLock", "ScenarioStage", "relocate",
