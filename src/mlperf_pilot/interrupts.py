@@ -5,7 +5,7 @@ test process) is in progress, and the previous ones come back afterwards.
 
 - The ``mlperf-pilot`` process (:func:`raising_on_signals`, set by the CLI around a
   run): SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
-- While a test process runs (:class:`ForwardToChild`, set by ``runner.run_in_child``):
+- While a test process runs (:class:`ForwardToChild`, set by ``launch.run_in_child``):
   the signal is forwarded to the child, which writes its record and exits; the parent
   waits for it (at most ``GRACE_S``, then kills it) and raises :class:`Interrupted`
   carrying that record. A second signal kills the child at once.

@@ -3,9 +3,13 @@
 Every entry of an archive is checked before anything is written. An absolute path, a
 ``..`` that leaves the target folder, a link pointing outside it, a device or other
 special file, or an entry reached through a link of the same archive makes the whole
-archive refused with an AssetError that names the entry. Tar archives are checked and
-extracted with the standard library's ``data`` extraction filter
-(:func:`tarfile.data_filter`); zip entries are checked by resolving their paths.
+archive refused with an AssetError that names the entry. Names are read with either
+separator: a backslash (which Windows takes as a folder separator and POSIX as a plain
+character, so ``..\\..\\x.onnx`` would escape on one and be a strange file name on the
+other), a drive letter (``C:``) or a UNC prefix (``//host``) is refused in entry names and
+link targets alike. Tar archives are then checked and extracted with the standard
+library's ``data`` extraction filter (:func:`tarfile.data_filter`); zip entries are
+checked by resolving their paths.
 """
 
 from __future__ import annotations
@@ -85,6 +89,21 @@ def _raise_if_missing(archive: Path, names: Sequence[str], wanted: Sequence[str]
                          hint="check the member names (list them with `tar tf` / `unzip -l`)")
 
 
+def _name_problem(name: str) -> str | None:
+    """Why an entry name (or link target) is unsafe read with either separator, or None."""
+    posix = name.replace("\\", "/")
+    if posix.startswith("/"):
+        return "has an absolute path"
+    if len(posix) > 1 and posix[0].isalpha() and posix[1] == ":":
+        return "has a Windows drive path"
+    normal = posixpath.normpath(posix)
+    if normal == ".." or normal.startswith("../"):
+        return "would be written outside the target folder"
+    if "\\" in name:
+        return "uses a backslash, which Windows reads as a folder separator"
+    return None
+
+
 def _refuse(archive: Path, entry: str, reason: str) -> AssetError:
     return AssetError(f"refusing to extract {archive}: entry {entry!r} {reason}",
                       hint=_UNSAFE_HINT)
@@ -111,8 +130,14 @@ def _check_tar_entries(archive: Path, dest: Path, entries: Sequence[tarfile.TarI
     """Refuse the archive if any entry is unsafe, before anything is written."""
     links = {_normalize(m.name) for m in entries if m.issym()}
     for member in entries:
-        if member.name.startswith(("/", "\\")):  # data_filter would strip the slash
-            raise _refuse(archive, member.name, "has an absolute path")
+        reason = _name_problem(member.name)  # before data_filter, which strips a leading /
+        if reason is not None:
+            raise _refuse(archive, member.name, reason)
+        if (member.issym() or member.islnk()) and (
+                "\\" in member.linkname or _name_problem(member.linkname) == "has a Windows "
+                "drive path"):
+            raise _refuse(archive, member.name, f"is a link to {member.linkname!r}, a "
+                          "Windows path")
         try:
             tarfile.data_filter(member, str(dest))
         except tarfile.FilterError as exc:
@@ -171,12 +196,12 @@ def _extract_zip(archive: Path, dest: Path, wanted: Sequence[str] | None) -> lis
 
 def _zip_entry_problem(name: str, dest: Path) -> str | None:
     """Why a zip entry may not be extracted into ``dest``, or None when it may."""
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or (len(posix) > 1 and posix[0].isalpha() and posix[1] == ":"):
-        return "has an absolute path"
-    if ".." in posix.split("/"):
+    problem = _name_problem(name)
+    if problem is not None:
+        return problem
+    if ".." in name.split("/"):
         return "has a '..' component"
-    target = (dest / posix).resolve()
+    target = (dest / name).resolve()
     if target != dest and dest not in target.parents:
         return "would be written outside the target folder"
     return None

@@ -30,7 +30,8 @@ def register(cache: AssetCache, name: str, path: Path, *, verify: bool = True) -
     if name in dataset_names:
         card = catalog.dataset(name)
         if card.layout == "imagenet":
-            images = load_imagenet(target, list_file=card.list_file or "val_map.txt", name=name)
+            images = load_imagenet(target, list_file=card.list_file or "val_map.txt", name=name,
+                                   classes=card.classes)
         else:
             images = load_coco(target, annotations=card.annotations or "",
                                image_dir=card.image_dir, name=name)

@@ -257,6 +257,7 @@ class DatasetCard(_Card):
     # COCO category names -> ids, for demo sets written by the project (COCO 2017 ids)
     categories: dict[str, int] = Field(default_factory=dict)
     size: int | None = None  # images in the full set
+    classes: int = Field(default=1000, ge=1)  # imagenet: labels are 0 .. classes-1
     list_file: str | None = None  # imagenet: val_map.txt
     annotations: str | None = None  # coco/openimages: annotation json, relative
     image_dir: str = ""  # relative to the dataset root

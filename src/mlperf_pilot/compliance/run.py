@@ -175,7 +175,7 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
     """Remove the audit.config, prove it was applied, verify, write <TEST>/."""
     paths = inputs.paths
     paths.audit_config.unlink(missing_ok=True)
-    record = ComplianceRecord(test=paths.test, scenario=paths.scenario.root.name,
+    record = ComplianceRecord(test=paths.test, scenario=paths.scenario.scenario,
                               run_dir=str(paths.run_dir), test_dir=str(paths.test_dir))
     detail = paths.run_dir / "mlperf_log_detail.txt"
     try:

@@ -3,11 +3,16 @@
 Each line of the list file is ``<relative image path> <label 0-999>``; line ``i`` is
 QSL index ``i``. Unlike the reference (which silently drops missing images and so
 shifts every later index), a missing or unlisted image is a DatasetError naming it.
+The list file is UTF-8 (a BOM and CRLF line ends are accepted); a path that leads
+outside the dataset folder (absolute, or ``..`` past the root) and a label outside
+the dataset's classes are refused with the line number.
 """
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,17 +45,53 @@ class ImageList:
         return {"name": self.name, "root": str(self.root), "list_sha256": self.list_digest}
 
 
-def parse_val_map(path: Path) -> list[tuple[str, int]]:
-    """Parse a val_map.txt; a malformed line is a DatasetError naming file and line."""
+IMAGENET_CLASSES = 1000
+
+
+def _read_list_text(path: Path) -> str:
+    """The list file as text: UTF-8 with or without a BOM; line ends of any kind."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(
             f"list file {path} does not exist",
             hint="an ImageNet folder needs val_map.txt with '<image> <label>' per line",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"list file {path} cannot be read: {exc}") from exc
+    except OSError as exc:
+        raise DatasetError(f"list file {path} cannot be read: {exc.strerror or exc}",
+                           hint="check the file's permissions") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(
+            f"list file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+            f"{line})",
+            hint="save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 val_map.txt > fixed.txt` "
+            "and rename fixed.txt to val_map.txt",
+        ) from None
+
+
+def _outside_reason(name: str) -> str | None:
+    """Why a listed image path would be read outside the dataset folder, or None.
+
+    Checked on the name as written (either separator), so a symlinked subfolder of
+    the dataset stays allowed."""
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":" and posix[0].isalpha()):
+        return "is an absolute path"
+    normal = posixpath.normpath(posix)
+    if normal == ".." or normal.startswith("../"):
+        return "leads outside the dataset folder"
+    return None
+
+
+def parse_val_map(path: Path, *, classes: int = IMAGENET_CLASSES) -> list[tuple[str, int]]:
+    """Parse a val_map.txt; a malformed line is a DatasetError naming file and line.
+
+    Image paths must stay inside the dataset folder and labels must be class indices
+    ``0 .. classes-1``."""
+    text = _read_list_text(path)
     entries: list[tuple[str, int]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -62,15 +103,27 @@ def parse_val_map(path: Path) -> list[tuple[str, int]]:
                 hint="fix or remove that line",
             )
         name, label_text = parts
-        try:
-            label = int(label_text)
-        except ValueError:
+        reason = _outside_reason(name)
+        if reason is not None:
+            raise DatasetError(
+                f"{path}:{number}: image {name!r} {reason}; it is outside the dataset folder",
+                hint="list images by their path relative to the folder that holds "
+                "val_map.txt (move the images there, or link them in)",
+            )
+        if not re.fullmatch(r"[+-]?\d+", label_text):
             raise DatasetError(
                 f"{path}:{number}: label {label_text!r} is not an integer",
-                hint="labels are ImageNet class indices 0-999",
-            ) from None
-        if label < 0:
-            raise DatasetError(f"{path}:{number}: negative label {label}")
+                hint=f"labels are class indices 0-{classes - 1}",
+            )
+        label = int(label_text)
+        if not 0 <= label < classes:
+            shown = label_text if len(label_text) <= 24 else label_text[:21] + "..."
+            raise DatasetError(
+                f"{path}:{number}: label {shown} is outside 0-{classes - 1}, the "
+                f"{classes} classes of this dataset",
+                hint="fix that line (labels are 0-based class indices, without the "
+                "background class some models add)",
+            )
         entries.append((name, label))
     if not entries:
         raise DatasetError(f"list file {path} lists no images", hint="add '<image> <label>' lines")
@@ -79,7 +132,7 @@ def parse_val_map(path: Path) -> list[tuple[str, int]]:
 
 def load_imagenet(
     root: Path, *, list_file: str = "val_map.txt", count: int | None = None,
-    name: str = "imagenet",
+    name: str = "imagenet", classes: int = IMAGENET_CLASSES,
 ) -> ImageList:
     """Read an ImageNet-layout folder; checks that every listed image (up to ``count``)
     exists."""
@@ -90,7 +143,7 @@ def load_imagenet(
             hint="pass --dataset-path with the folder that holds the images and val_map.txt",
         )
     list_path = root / list_file
-    entries = parse_val_map(list_path)
+    entries = parse_val_map(list_path, classes=classes)
     digest = hashlib.sha256(list_path.read_bytes()).hexdigest()
     if count is not None:
         entries = entries[:count]

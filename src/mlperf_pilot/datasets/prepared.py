@@ -2,7 +2,9 @@
 
 The cache entry is keyed by the dataset's fingerprint (folder + list-file hash) and the
 preprocessing spec with the library used, so a different recipe never reuses stale
-data. Samples are written atomically (temp file + rename), so an interrupted run
+data; within an entry, every sample is checked against the image it was made from on
+every run (``sample_index``: size, mtime, content hash when the mtime moved, and the
+``.npy``'s size and header), so a changed image or a damaged sample is made again. Samples are written atomically (temp file + rename), so an interrupted run
 leaves only whole files, and a later run with a larger ``--count`` only preprocesses
 what is missing. A missing or unreadable image fails the whole step with a
 DatasetError naming the file (never a silent skip).
@@ -11,6 +13,7 @@ DatasetError naming the file (never a silent skip).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -24,6 +27,14 @@ from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.catalog.cards import PreprocessSpec
 from mlperf_pilot.datasets.imagenet import ImageList
 from mlperf_pilot.datasets.preprocess import preprocess_image, resolve_library, spec_fingerprint
+from mlperf_pilot.datasets.sample_index import (
+    SampleIndex,
+    SourceRecord,
+    file_sha256,
+    npy_header,
+    record_for,
+    sample_name,
+)
 from mlperf_pilot.errors import AssetError, DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.storage import as_disk_full, disk_full_error, is_disk_full
@@ -69,13 +80,27 @@ class NpyDirDataset:
         return self.folder / f"{index:07d}.npy"
 
     def read(self, index: int) -> np.ndarray:
+        path = self.sample_path(index)
         try:
-            return np.load(self.sample_path(index), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(
-                f"preprocessed sample {self.sample_path(index)} cannot be read: {exc}",
-                hint="run `mlperf-pilot cache clear` for this dataset and retry",
-            ) from exc
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise self._damaged(path, str(exc)) from exc
+        if tuple(array.shape) != tuple(self.sample_shape) or array.dtype != self.dtype:
+            raise self._damaged(path, f"it holds {array.dtype}{list(array.shape)}, not "
+                                f"{self.dtype}{list(self.sample_shape)}")
+        return array
+
+    def _damaged(self, path: Path, why: str) -> DatasetError:
+        """A sample changed after this run checked it: name the entry to clear."""
+        try:
+            name = json.loads((self.folder / "manifest.json").read_text("utf-8"))["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = self.folder.name
+        return DatasetError(
+            f"preprocessed sample {path} cannot be read: {why}",
+            hint=f"run `mlperf-pilot cache clear {name}` (or just run again: damaged "
+            "samples are remade before a run)",
+        )
 
 
 @dataclass(frozen=True)
@@ -120,13 +145,19 @@ def _write_sample(folder: Path, index: int, array: np.ndarray) -> None:
 
 def _preprocess_chunk(
     paths: Sequence[str], indices: Sequence[int], folder: Path, spec: PreprocessSpec,
-    library: str,
+    library: str, made: list[tuple[int, SourceRecord]] | None = None,
 ) -> tuple[int, str | None]:
-    """Preprocess a chunk; returns (done, error message or None)."""
+    """Preprocess a chunk; returns (done, error message or None). Each sample written is
+    appended to ``made`` with the record of the image it was made from."""
     done = 0
     for path, index in zip(paths, indices, strict=True):
         try:
-            _write_sample(folder, index, preprocess_image(Path(path), spec, library))
+            image = Path(path)
+            content = file_sha256(image)  # before decoding: a later change is noticed
+            _write_sample(folder, index, preprocess_image(image, spec, library))
+            if made is not None:
+                made.append((index, record_for(image, path, folder / sample_name(index),
+                                               content)))
         except DatasetError as exc:
             return done, exc.message
         except OSError as exc:
@@ -162,10 +193,19 @@ def prepare_images(
         "preprocessed", name, recipe, source=f"preprocessed from {images.root}",
         meta={"library": library, "layout": spec.layout, "dtype": spec.dtype},
     ) as folder:
-        missing = [i for i in range(len(images)) if not (folder / f"{i:07d}.npy").is_file()]
-        if missing:
-            _run_preprocessing(images, missing, folder, spec, library, workers, progress)
-            cache.refresh_size(folder)
+        index = SampleIndex(folder, npy_header(spec.sample_shape, spec.dtype))
+        missing = index.stale(images.root, images.files)
+        made: list[tuple[int, SourceRecord]] = []
+        try:
+            if missing:
+                index.forget(missing)  # a sample being remade is not trusted meanwhile
+                _run_preprocessing(images, missing, folder, spec, library, workers,
+                                   progress, made)
+                cache.refresh_size(folder)
+        finally:  # what was made is kept even when an image fails or the disk fills
+            for number, record in made:
+                index.put(number, _relative(record, images))
+            index.save()
     return NpyDirDataset(
         folder=folder,
         count=len(images),
@@ -179,9 +219,17 @@ def prepare_images(
     )
 
 
+def _relative(record: SourceRecord, images: ImageList) -> SourceRecord:
+    """The record with its image path relative to the dataset root, as listed."""
+    absolute = Path(record.file)
+    relative = os.path.relpath(absolute, images.root) if absolute.is_absolute() else record.file
+    return SourceRecord(Path(relative).as_posix(), record.size, record.mtime_ns,
+                        record.sha256, record.npy_size)
+
+
 def _run_preprocessing(
     images: ImageList, missing: list[int], folder: Path, spec: PreprocessSpec, library: str,
-    workers: int, progress: Progress,
+    workers: int, progress: Progress, made: list[tuple[int, SourceRecord]] | None = None,
 ) -> None:
     """Threads, not processes: Pillow and OpenCV release the GIL while decoding and
     resizing (measured on 2 cores: 2 threads give 2.3x Pillow, 2.9x OpenCV), and threads
@@ -192,7 +240,7 @@ def _run_preprocessing(
 
     def work(chunk: list[int]) -> tuple[int, str | None]:
         return _preprocess_chunk([str(images.path(i)) for i in chunk], chunk, folder, spec,
-                                 library)
+                                 library, made)
 
     with progress.task("preprocessing", total=len(missing), unit="images") as task:
         if len(missing) <= _IN_PROCESS_LIMIT or workers == 1:

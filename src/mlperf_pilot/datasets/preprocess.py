@@ -14,6 +14,7 @@ divides by 255) → ``(x - mean) / std`` → layout.
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +56,47 @@ def library_version(library: str) -> str:
 # ------------------------------------------------------------------------------ decode
 
 
+_JPEG_SOI, _JPEG_SOS, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xda", b"\xff\xd9"
+
+
+def check_not_truncated(path: Path, data: bytes) -> None:
+    """Refuse a JPEG that ends before its end-of-image marker.
+
+    OpenCV decodes such a file with only a warning on stderr ("Premature end of JPEG
+    file") and grey pixels where the data is missing. The markers cannot occur inside
+    entropy-coded data (0xFF is stuffed there), so a whole file has an EOI after its last
+    start-of-scan; an EXIF thumbnail's EOI comes before the main image's scans."""
+    if not data.startswith(_JPEG_SOI):
+        return
+    if data.rfind(_JPEG_EOI) < data.rfind(_JPEG_SOS) or _JPEG_SOS not in data:
+        raise DatasetError(
+            f"image {path} is a truncated JPEG (it ends before its end-of-image marker)",
+            hint="replace it with a complete copy, or remove its line from the list file",
+        )
+
+
 def load_rgb(path: Path, library: str) -> np.ndarray:
-    """Decode an image file into an HxWx3 uint8 RGB array (greyscale and alpha handled)."""
-    if library == "opencv":
-        return _load_rgb_opencv(path)
+    """Decode an image file into an HxWx3 uint8 RGB array (greyscale and alpha handled).
+
+    A truncated JPEG is a DatasetError with either library."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode != "RGB":
-                img = img.convert("RGB")
-            return np.asarray(img, dtype=np.uint8)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(
             f"image {path} does not exist", hint="check the dataset folder and its list file"
         ) from None
+    except OSError as exc:
+        raise DatasetError(f"image {path} cannot be read: {exc.strerror or exc}",
+                           hint="check the file's permissions") from exc
+    check_not_truncated(path, data)
+    if library == "opencv":
+        return _load_rgb_opencv(path)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.mode != "RGB":
+                img = img.convert("RGB")
+            return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(
             f"image {path} cannot be read: {exc}",
@@ -79,10 +107,8 @@ def load_rgb(path: Path, library: str) -> np.ndarray:
 def _load_rgb_opencv(path: Path) -> np.ndarray:
     import cv2
 
-    if not path.is_file():
-        raise DatasetError(
-            f"image {path} does not exist", hint="check the dataset folder and its list file"
-        )
+    # imread, not imdecode of the bytes already read: the reference reads files this way
+    # (EXIF orientation included), and the second read comes from the page cache
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DatasetError(

@@ -51,7 +51,7 @@ def resolve_dataset(
     root, source, notes = dataset_root(card, dataset_path, cache, progress)
     if card.layout == "imagenet":
         images = load_imagenet(root, list_file=card.list_file or "val_map.txt", count=count,
-                               name=card.name)
+                               name=card.name, classes=card.classes)
     else:  # coco and openimages: a COCO-format annotation file and an image folder
         if not card.annotations:
             raise ConfigError(f"dataset card {card.name} names no annotation file")

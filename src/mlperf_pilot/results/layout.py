@@ -35,6 +35,12 @@ class ScenarioPaths:
     def of(cls, results_dir: Path, system: str, model: str, scenario: Scenario) -> ScenarioPaths:
         return cls(Path(results_dir) / system / model / scenario.value)
 
+    @property
+    def scenario(self) -> str:
+        """The scenario's name, also for the staging folder ``.<scenario>.staging``."""
+        name = self.root.name
+        return name.split(".")[1] if name.startswith(".") else name
+
     def log_dir(self, mode: Mode) -> Path:
         if mode is Mode.ACCURACY:
             return self.root / "accuracy"

@@ -1,0 +1,102 @@
+"""Launching one LoadGen test in its own process (parent side of ``testproc``).
+
+``run_in_child`` writes the job next to where the record goes, starts
+``python -m mlperf_pilot.testproc JOB.json``, follows its ``progress N`` lines and reads
+back the RunRecord it writes. SIGINT/SIGTERM meanwhile are forwarded to the child and
+waited for (:class:`mlperf_pilot.interrupts.ForwardToChild`); the record of the test
+in flight then travels on an :class:`~mlperf_pilot.interrupts.Interrupted`. A child
+that ends without a record (a crash, a signal: named, e.g. "killed by SIGKILL") gets
+one written here, naming its stderr file, which is then kept.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+import sys
+from pathlib import Path
+
+from mlperf_pilot.config import Mode
+from mlperf_pilot.interrupts import ForwardToChild, Interrupted, signal_name
+from mlperf_pilot.progress import Progress
+from mlperf_pilot.results.records import STATUS_FAILED, RunRecord, read_record, write_record
+from mlperf_pilot.storage import write_text_atomic
+from mlperf_pilot.testproc import LoadGenJob
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> RunRecord:
+    """Run one LoadGen test in a fresh Python process and return its record."""
+    record_path = job.record_file
+    record_path.unlink(missing_ok=True)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    stem = record_path.stem
+    job_path = record_path.with_name(f"{stem}.job.json")
+    write_text_atomic(job_path, job.model_dump_json(indent=2))
+    stderr_path = record_path.with_name(f"{stem}.stderr.txt")
+    total = total_samples if job.mode is Mode.ACCURACY else None
+    label = job.label or f"{job.scenario.value} {job.mode.value}"
+    with stderr_path.open("w", encoding="utf-8") as err, \
+            progress.task(label, total=total, unit="samples") as task:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "mlperf_pilot.testproc", str(job_path)],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+        # SIGINT/SIGTERM go on to the child, which writes its record; it is waited for
+        with ForwardToChild(child) as forward:
+            try:
+                assert child.stdout is not None
+                for line in child.stdout:
+                    if line.startswith("progress "):
+                        task.update(completed=int(line.split()[1]))
+                child.wait()
+            except BaseException:
+                child.kill()
+                child.wait()
+                raise
+        if record_path.is_file():
+            record = read_record(record_path)
+            job_path.unlink(missing_ok=True)
+            if stderr_path.stat().st_size == 0:
+                stderr_path.unlink()
+        else:  # the job file and the stderr file stay: the reason names the latter
+            record = _crashed_record(job, child.returncode, stderr_path, forward)
+        if forward.received is not None:
+            raise Interrupted(forward.received, record)
+    return record
+
+
+def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
+                    forward: ForwardToChild | None = None) -> RunRecord:
+    """The record of a test process that ended without writing one: how it ended (a
+    signal by name), the last line of its stderr and that file (kept)."""
+    tail = ""
+    if stderr_path.is_file():
+        lines = stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        tail = lines[-1] if lines else ""
+    how = (f"was killed by {signal_name(-returncode)}" if returncode < 0
+           else f"exited with code {returncode}")
+    received = forward.received if forward is not None else None
+    if forward is not None and forward.killed:
+        how = f"did not stop within {forward.grace_s:g} s and was killed"
+    reason = f"the test process {how}" + (f": {tail}" if tail else "") + \
+        f" (see {stderr_path})"
+    if received is not None:
+        reason = (f"interrupted by {signal_name(received)}: {reason}; the partial LoadGen "
+                  f"logs are kept in {job.logs}")
+    record = RunRecord(
+        model=job.model, mlperf_model=job.model, backend=job.backend, backend_version=None,
+        device=job.spec.device.value, device_in_use="unknown", system=job.system,
+        scenario=job.scenario.value, mode=job.mode.value,
+        log_dir=str(job.logs), started=_now(),
+        status=STATUS_FAILED, reasons=[reason],
+        interrupted=signal_name(received) if received is not None else None,
+    )
+    write_record(record, job.record_file)
+    return record
+
+
+__all__ = ["run_in_child"]
