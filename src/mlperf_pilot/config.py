@@ -204,6 +204,10 @@ class RunSpec(_Frozen):
     device: Device = Device.CPU
     model_format: str | None = None  # a card format id, e.g. "onnx-opset11"
     model_path: Path | None = None
+    # the sha256 of what the model format's URLs serve, for a format the catalog pins
+    # no checksum for; and whether a download that nothing verifies is accepted
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    allow_unverified_download: bool = False
     dataset: str | None = None  # None = the card's dataset
     dataset_path: Path | None = None
     scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)

@@ -105,7 +105,7 @@ def raising_on_signals() -> Iterator[None]:
 def raise_once(signum: int, frame: FrameType | None) -> None:
     """A handler for the test process: the first signal raises Interrupted, later ones
     are ignored so that writing the record cannot be interrupted."""
-    for sig in HANDLED:
+    for sig in (*HANDLED, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signum)
 

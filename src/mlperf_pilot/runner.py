@@ -617,7 +617,9 @@ class BenchmarkRunner:
             summary.model_source = "none (null backend)"
             return self.spec.model_path
         resolved = resolve_model(self.plan.card, self.plan.fmt, self.spec.model_path, self.cache,
-                                 transport=self.transport, progress=self.progress)
+                                 transport=self.transport, progress=self.progress,
+                                 sha256=self.spec.model_sha256,
+                                 allow_unverified=self.spec.allow_unverified_download)
         summary.model_source = ("cached " if resolved.from_cache else "") + resolved.source
         return resolved.path
 

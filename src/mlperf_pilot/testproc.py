@@ -12,7 +12,7 @@ SIGINT/SIGTERM (the parent forwards them; a terminal's Ctrl-C reaches both): Loa
 runs in a thread, so the main thread takes the signal at once, writes the record
 FAILED with ``interrupted`` = the signal and the partial logs' folder, and the process
 leaves with 128 + the signal's number (LoadGen has no way to stop a test early). On
-Linux the child also gets SIGTERM when its parent dies.
+Linux the child gets SIGHUP when its parent dies, and records that.
 """
 
 from __future__ import annotations
@@ -223,8 +223,8 @@ def _mark_interrupted(record: RunRecord, exc: Interrupted, log_dir: Path,
                       answered: Any) -> None:
     record.status = STATUS_FAILED
     record.interrupted = exc.name
-    why = " (the mlperf-pilot process that started it ended)" if os.getppid() != _PARENT[0] \
-        else ""
+    why = " (the mlperf-pilot process that started it ended)" \
+        if exc.signum == signal.SIGHUP else ""
     if answered is None:
         record.reasons.append(f"interrupted by {exc.name}{why} before the LoadGen test "
                               "started")
@@ -238,21 +238,23 @@ def _mark_interrupted(record: RunRecord, exc: Interrupted, log_dir: Path,
 
 
 _PARENT = [os.getppid()]
+PARENT_ENDED = signal.SIGHUP  # what this process gets when its parent dies (Linux)
 
 
 def _stop_with_parent() -> None:
-    """Linux: SIGTERM this process when the process that started it dies (even by
-    SIGKILL), so a test never runs on for minutes with nobody to read it."""
+    """Linux: SIGHUP this process when the process that started it dies (even by
+    SIGKILL), so a test never runs on for minutes with nobody to read it. (Not SIGTERM:
+    that is what the parent forwards, and its thread may be the one that died first.)"""
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, PARENT_ENDED)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if os.getppid() != _PARENT[0]:  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), PARENT_ENDED)
 
 
 def warm_up(backend: Any, dataset: NpyDirDataset, max_batch_size: int, rounds: int = 2) -> None:
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m mlperf_pilot.testproc JOB.json\n")
         return 2
-    for sig in HANDLED:
+    for sig in (*HANDLED, PARENT_ENDED):
         signal.signal(sig, raise_once)
     _stop_with_parent()
     try:

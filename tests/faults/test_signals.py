@@ -187,7 +187,7 @@ def test_sigkill_to_the_parent_stops_the_test_process_and_the_next_run_keeps_its
     assert not _alive(child), "the test process outlived its parent"
     staging = spawned.cwd / MODEL_DIR / f".{SCENARIO}.staging"
     record = _record(staging / "records" / "performance.json")
-    assert record["status"] == "FAILED" and record["interrupted"] == "SIGTERM"
+    assert record["status"] == "FAILED" and record["interrupted"] == "SIGHUP"
     assert "the mlperf-pilot process that started it ended" in record["reasons"][0]
     # the next run is not locked out, and keeps the leftover as interrupted
     assert cli(*_argv(colour_imagenet, "performance", duration_ms=300)).code == 0

@@ -92,7 +92,8 @@ def test_download_with_sha256_returns_the_digests(http_file_server: StartServer,
     digests = download(server.url("model.onnx"), dest, sha256=sha256(data).upper())
     assert dest.read_bytes() == data
     assert not part_of(dest).exists()
-    assert digests == Digests(sha256=sha256(data), md5=md5(data), size=SIZE)
+    assert digests == Digests(sha256=sha256(data), md5=md5(data), size=SIZE,
+                              sha384=hashlib.sha384(data).hexdigest())
     assert server.requests()[0]["range"] is None
 
 
@@ -171,7 +172,7 @@ def test_retries_run_out(http_file_server: StartServer, served, tmp_path: Path) 
     root, _ = served
     server = http_file_server(root, "--fail-first", "2")
     with pytest.raises(AssetError) as info:
-        download(server.url("model.onnx"), tmp_path / "model.onnx", retries=1, **FAST)
+        download(server.url("model.onnx"), tmp_path / "model.onnx", retries=1, allow_unverified=True, **FAST)
     assert "after 1 retries" in info.value.message and "HTTP 500" in info.value.message
     assert server.url("model.onnx") in info.value.message
     assert [r["status"] for r in server.requests()] == [500, 500]
@@ -183,7 +184,7 @@ def test_404_fails_at_once_naming_the_url(http_file_server: StartServer, served,
     server = http_file_server(root)
     dest = tmp_path / "missing.onnx"
     with pytest.raises(AssetError) as info:
-        download(server.url("missing.onnx"), dest, **FAST)
+        download(server.url("missing.onnx"), dest, allow_unverified=True, **FAST)
     assert server.url("missing.onnx") in info.value.message and "404" in info.value.message
     assert info.value.hint
     assert len(server.requests()) == 1
@@ -252,7 +253,7 @@ def test_refused_connection_is_retried_then_reported(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/model.onnx"
     with pytest.raises(AssetError) as info:
-        download(url, tmp_path / "m.onnx", retries=2, **FAST)
+        download(url, tmp_path / "m.onnx", retries=2, allow_unverified=True, **FAST)
     assert url in info.value.message and "after 2 retries" in info.value.message
     assert "ConnectError" in info.value.message
 
@@ -282,7 +283,8 @@ def test_progress_total_is_the_file_size_in_big_chunks(
     url = http_file_server(root).url("model.onnx") if over_http else \
         (root / "model.onnx").as_uri()
     progress = RecordingProgress()
-    download(url, tmp_path / "m.onnx", progress=progress, description="fetching m")
+    download(url, tmp_path / "m.onnx", progress=progress, description="fetching m",
+             allow_unverified=True)
     [task] = progress.tasks
     assert task.description == "fetching m"
     assert task.total == SIZE and sum(task.advances) == SIZE
@@ -309,7 +311,8 @@ def test_file_digests_of_a_file_bigger_than_a_chunk(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 7)
     path = tmp_path / "big.bin"
     path.write_bytes(data)
-    assert file_digests(path) == Digests(sha256(data), md5(data), len(data))
+    assert file_digests(path) == Digests(sha256(data), md5(data), len(data),
+                                         hashlib.sha384(data).hexdigest())
 
 
 def _card_with_url(url: str, checksum: str) -> ModelCard:
@@ -345,3 +348,96 @@ def test_model_download_with_wrong_checksum_leaves_no_entry(http_file_server: St
     with pytest.raises(AssetError, match=r"checksum mismatch for resnet50_v1\.onnx"):
         resolve_model(card, card.formats[0], None, cache)
     assert cache.entries() == []
+
+
+# --- nothing unverified is returned as complete ----------------------------------------
+
+
+def test_a_body_without_length_or_checksum_is_refused(http_file_server: StartServer, served,
+                                                      tmp_path: Path) -> None:
+    root, _ = served
+    server = http_file_server(root, "--no-length", "--drop-after", "100000")
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(AssetError, match="does not say how long") as info:
+        _download_https_like(server.url("model.onnx"), dest)
+    assert "--allow-unverified-download" in info.value.hint
+    assert not dest.exists() and not part_of(dest).exists()
+
+
+def _download_https_like(url: str, dest: Path, **kwargs: Any) -> Digests:
+    """A download treated as if over https (the plain-http refusal is tested apart): the
+    real server's bytes, through an httpx transport bound to it."""
+    real = httpx.HTTPTransport()
+    mapped = url.replace("http://", "https://")
+
+    class Downgrade(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.url = request.url.copy_with(scheme="http")
+            return real.handle_request(request)
+
+    return download(mapped, dest, transport=Downgrade(), **FAST, **kwargs)
+
+
+def test_a_truncated_lengthless_body_with_a_checksum_is_deleted(
+        http_file_server: StartServer, served, tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root, "--no-length", "--drop-after", "100000")
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(AssetError, match="checksum mismatch"):
+        download(server.url("model.onnx"), dest, sha256=sha256(data), **FAST)
+    assert not dest.exists() and not part_of(dest).exists()
+
+
+def test_a_pinned_size_catches_a_lengthless_truncation(http_file_server: StartServer, served,
+                                                       tmp_path: Path) -> None:
+    root, _ = served
+    server = http_file_server(root, "--no-length", "--drop-after", "100000")
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(AssetError, match=f"has 100000 bytes, expected {SIZE}"):
+        _download_https_like(server.url("model.onnx"), dest, size=SIZE)
+    assert not dest.exists() and not part_of(dest).exists()
+
+
+def test_allow_unverified_takes_a_lengthless_body_as_it_is(http_file_server: StartServer,
+                                                            served, tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root, "--no-length")
+    digests = download(server.url("model.onnx"), tmp_path / "m.onnx", allow_unverified=True,
+                       **FAST)
+    assert digests.size == SIZE and (tmp_path / "m.onnx").read_bytes() == data
+
+
+def test_plain_http_without_checksum_is_refused_before_any_request(
+        http_file_server: StartServer, served, tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root)
+    dest = tmp_path / "model.onnx"
+    with pytest.raises(AssetError, match="plain http and no checksum") as info:
+        download(server.url("model.onnx"), dest, **FAST)
+    assert "model_sha256" in info.value.hint and "--allow-unverified-download" in info.value.hint
+    assert server.requests() == [] and not dest.exists()
+    # a checksum makes it fine
+    assert download(server.url("model.onnx"), dest, md5=md5(data)).size == SIZE
+
+
+def test_an_old_part_is_not_resumed_without_a_checksum(http_file_server: StartServer, served,
+                                                       tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root)
+    dest = tmp_path / "model.onnx"
+    part_of(dest).write_bytes(b"GARBAGE FROM ANOTHER VERSION" * 100)
+    download(server.url("model.onnx"), dest, allow_unverified=True, **FAST)
+    assert dest.read_bytes() == data  # no garbage prefix
+    assert [r["range"] for r in server.requests()] == [None]
+
+
+def test_sha384_and_size_are_verified(http_file_server: StartServer, served,
+                                      tmp_path: Path) -> None:
+    root, data = served
+    server = http_file_server(root)
+    good = download(server.url("model.onnx"), tmp_path / "a.onnx",
+                    sha384=hashlib.sha384(data).hexdigest(), size=SIZE)
+    assert good.sha384 == hashlib.sha384(data).hexdigest()
+    with pytest.raises(AssetError, match="expected sha384"):
+        download(server.url("model.onnx"), tmp_path / "b.onnx", sha384="0" * 96)
+    assert not (tmp_path / "b.onnx").exists()

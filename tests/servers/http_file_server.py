@@ -1,7 +1,7 @@
 """A real HTTP file server for tests, run as a subprocess on 127.0.0.1.
 
     python http_file_server.py DIR [--drop-after BYTES [--drop-times K]] [--fail-first K]
-                                   [--ignore-range] [--request-log FILE]
+                                   [--ignore-range] [--no-length] [--request-log FILE]
 
 Binds 127.0.0.1 on a free port, prints the port as its first line of stdout, then
 serves the files under DIR until it is killed. It answers ``Range: bytes=N-`` (and
@@ -13,6 +13,9 @@ Failure injection, so that download code meets real sockets and real failures:
                         (for the first ``--drop-times K`` responses with a body, K=1)
 ``--fail-first K``      answer the first K requests with 500
 ``--ignore-range``      ignore Range and always send the whole file with 200
+``--no-length``         send no Content-Length: the body ends when the connection
+                        closes (as HTTP/1.0 servers and some proxies do), so a body cut
+                        short by ``--drop-after`` looks complete to the client
 ``--request-log FILE``  append one JSON line per request: method, path, range, status
                         and whether the body was cut short
 """
@@ -122,7 +125,10 @@ def make_handler(root: Path, state: ServerState) -> type[BaseHTTPRequestHandler]
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            if args.no_length:
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if drop:
                 self.wfile.write(body[:args.drop_after])
@@ -141,6 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drop-times", type=int, default=1, metavar="K")
     parser.add_argument("--fail-first", type=int, default=0, metavar="K")
     parser.add_argument("--ignore-range", action="store_true")
+    parser.add_argument("--no-length", action="store_true")
     parser.add_argument("--request-log", type=Path, default=None, metavar="FILE")
     return parser.parse_args(argv)
 

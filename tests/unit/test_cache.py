@@ -91,3 +91,48 @@ def test_clear_all(tmp_path: Path) -> None:
         cache.get_or_build("model", name, {"n": name},
                            lambda f: BuildResult(main=None, source="t"))
     assert len(cache.clear()) == 2 and cache.entries() == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same-size-edit", "delete"])
+def test_a_damaged_model_entry_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    from mlperf_pilot.assets.cache import AssetCache, BuildResult
+
+    cache = AssetCache(tmp_path / "cache")
+    builds: list[Path] = []
+
+    def build(folder: Path) -> BuildResult:
+        builds.append(folder)
+        (folder / "m.onnx").write_bytes(b"model bytes " * 100)
+        return BuildResult(main="m.onnx", source="test")
+
+    entry, built = cache.get_or_build("model", "m", {"r": 1}, build)
+    assert built and entry.files == {"m.onnx": (1200, entry.files["m.onnx"][1])}
+    data = entry.target.read_bytes()
+    if damage == "truncate":
+        entry.target.write_bytes(data[:600])
+    elif damage == "same-size-edit":
+        entry.target.write_bytes(b"X" + data[1:])
+    else:
+        entry.target.unlink()
+    assert cache.lookup("model", "m", entry.key) is None
+    again, built = cache.get_or_build("model", "m", {"r": 1}, build)
+    assert built and len(builds) == 2 and again.target.read_bytes() == data
+    assert cache.get_or_build("model", "m", {"r": 1}, build)[1] is False
+
+
+def test_a_changed_registered_model_is_refused_naming_the_commands(tmp_path: Path) -> None:
+    from mlperf_pilot.assets.cache import AssetCache
+    from mlperf_pilot.errors import AssetError
+
+    cache = AssetCache(tmp_path / "cache")
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"a" * 50)
+    cache.add_external("model", "resnet50", mine)
+    assert cache.find_external("model", "resnet50").target == mine
+    mine.write_bytes(b"b" * 50)
+    with pytest.raises(AssetError) as info:
+        cache.find_external("model", "resnet50")
+    assert "sha256" in info.value.message and str(mine) in info.value.message
+    assert "mlperf-pilot cache add resnet50" in info.value.hint
+    assert "mlperf-pilot cache clear resnet50" in info.value.hint
+    assert mine.read_bytes() == b"b" * 50  # the user's file is never touched

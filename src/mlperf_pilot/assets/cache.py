@@ -14,6 +14,12 @@ builder + inputs, or dataset fingerprint + preprocessing spec), so a changed rec
 a different entry, never a stale hit. Entries are built in ``tmp/`` and renamed into
 place under the entry's lock, so two runs that need the same asset at once build it
 once. ``add_external`` registers a file or folder the user already has (no copy).
+
+Every entry records the size and sha256 of its files when it is made (a registered
+model: of the user's file). Each lookup checks them again: sizes for every entry, the
+sha256 too for models, so a model truncated or altered after caching is rebuilt (or,
+for a registered file, refused with the ``cache add``/``cache clear`` to run) instead
+of being used.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -38,6 +45,10 @@ from mlperf_pilot.errors import AssetError
 MANIFEST = "manifest.json"
 KINDS = ("model", "dataset", "preprocessed", "download")
 LOCK_TIMEOUT_S = 6 * 3600  # a build of a whole dataset can take long
+# kinds whose files are hashed on every use (a model is read whole anyway); the files
+# of every other entry are checked by size
+HASHED_KINDS = ("model",)
+log = logging.getLogger(__name__)
 
 
 def recipe_key(recipe: Mapping[str, Any]) -> str:
@@ -70,6 +81,9 @@ class CacheEntry:
     size_bytes: int
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # relative path -> (size, sha256) of every file when the entry was made; None for
+    # entries filled incrementally and for manifests written before this was recorded
+    files: dict[str, tuple[int, str]] | None = None
 
     @property
     def target(self) -> Path:
@@ -80,6 +94,26 @@ class CacheEntry:
 
     def is_intact(self) -> bool:
         return self.target.exists()
+
+    def damage(self, *, hashes: bool) -> str | None:
+        """What differs from the recorded files (sizes always, content if ``hashes``),
+        or None when the entry is as it was made."""
+        if not self.is_intact():
+            return f"{self.target} is missing"
+        if self.files is None:
+            return None
+        base = self.target if self.external else self.path
+        for relative, (size, digest) in sorted(self.files.items()):
+            path = base / relative if relative else base
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                return f"{path} is missing"
+            if actual != size:
+                return f"{path} has {actual} bytes, {size} when it was cached"
+            if hashes and _sha256(path) != digest:
+                return f"{path} was altered after it was cached (sha256 differs)"
+        return None
 
 
 @dataclass
@@ -123,9 +157,14 @@ class AssetCache:
     # ------------------------------------------------------------------------- lookups
 
     def lookup(self, kind: str, name: str, key: str) -> CacheEntry | None:
+        """The entry, if it exists and its files are as they were made (sizes, and the
+        sha256 of model files); a damaged entry counts as absent and is rebuilt."""
         entry = self._read_manifest(self.entry_dir(kind, name, key))
-        if entry is not None and entry.is_intact():
+        if entry is not None and entry.damage(hashes=kind in HASHED_KINDS) is None:
             return entry
+        if entry is not None:
+            log.warning("cache entry %s is damaged (%s); rebuilding it", entry.path,
+                        entry.damage(hashes=kind in HASHED_KINDS))
         return None
 
     def entries(self, *, kind: str | None = None, name: str | None = None) -> list[CacheEntry]:
@@ -143,8 +182,19 @@ class AssetCache:
         return found
 
     def find_external(self, kind: str, name: str) -> CacheEntry | None:
+        """The registration of ``name`` (``cache add``). A registered file that changed
+        since (size, or sha256 for models) is an AssetError: it is the user's file, so
+        it cannot be rebuilt, and a silent use would measure something else."""
         for entry in self.entries(kind=kind, name=name):
             if entry.external and entry.is_intact():
+                problem = entry.damage(hashes=kind in HASHED_KINDS)
+                if problem is not None:
+                    raise AssetError(
+                        f"registered {kind} {name} changed since `cache add`: {problem}",
+                        hint=f"register it again with `mlperf-pilot cache add {name} "
+                        f"{entry.external}`, or drop it with `mlperf-pilot cache clear "
+                        f"{name}`",
+                    )
                 return entry
         return None
 
@@ -173,7 +223,8 @@ class AssetCache:
             tmp = self._new_tmp_dir(kind, key)
             try:
                 result = build(tmp)
-                self._write_manifest(tmp, name, kind, key, recipe, result, external=None)
+                self._write_manifest(tmp, name, kind, key, recipe, result, external=None,
+                                     files=_record_files(tmp))
                 final = self.entry_dir(kind, name, key)
                 if final.exists():  # a broken earlier entry: replace it
                     shutil.rmtree(final)
@@ -231,6 +282,8 @@ class AssetCache:
                 folder, name, kind, key, recipe,
                 BuildResult(main=None, source="added by the user", meta=dict(meta or {})),
                 external=str(target),
+                files=_record_files(target) if kind in HASHED_KINDS and target.is_file()
+                else None,
             )
         entry = self._read_manifest(folder)
         assert entry is not None
@@ -269,6 +322,7 @@ class AssetCache:
     def _write_manifest(
         folder: Path, name: str, kind: str, key: str, recipe: Mapping[str, Any],
         result: BuildResult, external: str | None,
+        files: dict[str, tuple[int, str]] | None = None,
     ) -> None:
         data = {
             "name": name,
@@ -281,6 +335,7 @@ class AssetCache:
             "source": result.source,
             "recipe": dict(recipe),
             "meta": result.meta,
+            "files": None if files is None else {k: list(v) for k, v in files.items()},
         }
         _write_json_atomic(folder / MANIFEST, data)
 
@@ -293,9 +348,32 @@ class AssetCache:
                 main=data.get("main"), external=data.get("external"),
                 created=data.get("created", ""), size_bytes=int(data.get("size_bytes", 0)),
                 source=data.get("source", ""), meta=data.get("meta") or {},
+                files=_parse_files(data.get("files")),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_files(root: Path) -> dict[str, tuple[int, str]]:
+    """(size, sha256) of a file, or of every file under a folder but the manifest."""
+    if root.is_file():
+        return {"": (root.stat().st_size, _sha256(root))}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, _sha256(p))
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def _parse_files(raw: Any) -> dict[str, tuple[int, str]] | None:
+    if not isinstance(raw, dict):
+        return None
+    return {str(k): (int(v[0]), str(v[1])) for k, v in raw.items()}
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

@@ -38,17 +38,21 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 20  # hashing and copying files on disk
 WRITE_CHUNK = 256 << 10  # network bodies are written, hashed and reported in pieces this big
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", re.IGNORECASE)
+_UNVERIFIED_HINT = ("pass the file's checksum (--set model_sha256=HEX), or download it "
+                    "yourself and pass --model-path, or accept the risk with "
+                    "--allow-unverified-download")
 _MISMATCH_HINT = ("the file is damaged or is not the expected one; download it again "
                   "(or from another mirror), or pass a good local copy")
 
 
 @dataclass(frozen=True)
 class Digests:
-    """The SHA-256 and MD5 hex digests and the size in bytes of a file."""
+    """The SHA-256, MD5 (and SHA-384) hex digests and the size in bytes of a file."""
 
     sha256: str
     md5: str
     size: int
+    sha384: str = ""
 
 
 class _Hasher:
@@ -57,15 +61,18 @@ class _Hasher:
     def __init__(self) -> None:
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
+        self._sha384 = hashlib.sha384()
         self.size = 0
 
     def update(self, data: bytes | bytearray) -> None:
         self._sha256.update(data)
         self._md5.update(data)
+        self._sha384.update(data)
         self.size += len(data)
 
     def digests(self) -> Digests:
-        return Digests(self._sha256.hexdigest(), self._md5.hexdigest(), self.size)
+        return Digests(self._sha256.hexdigest(), self._md5.hexdigest(), self.size,
+                       self._sha384.hexdigest())
 
 
 def _hash_file(path: Path) -> _Hasher:
@@ -83,9 +90,17 @@ def file_digests(path: Path) -> Digests:
 
 def _raise_on_mismatch(
     digests: Digests, path: Path, *, sha256: str | None, md5: str | None,
-    name: str | None, delete: bool,
+    name: str | None, delete: bool, sha384: str | None = None, size: int | None = None,
 ) -> None:
+    if size is not None and digests.size != size:
+        if delete:
+            path.unlink(missing_ok=True)
+        raise AssetError(
+            f"{name or path.name} has {digests.size} bytes, expected {size}",
+            hint=_MISMATCH_HINT,
+        )
     for algorithm, expected, actual in (("sha256", sha256, digests.sha256),
+                                        ("sha384", sha384, digests.sha384),
                                         ("md5", md5, digests.md5)):
         if not expected:
             continue
@@ -102,7 +117,7 @@ def _raise_on_mismatch(
 
 def verify_file(
     path: Path, *, sha256: str | None = None, md5: str | None = None,
-    name: str | None = None, delete_on_mismatch: bool = True,
+    name: str | None = None, delete_on_mismatch: bool = True, sha384: str | None = None,
 ) -> Digests:
     """Hash ``path`` and compare with the checksums given (case-insensitive).
 
@@ -119,7 +134,7 @@ def verify_file(
         raise AssetError(f"cannot read {path}: {exc.strerror or exc}",
                          hint="check the file's permissions") from exc
     _raise_on_mismatch(digests, path, sha256=sha256, md5=md5, name=name,
-                       delete=delete_on_mismatch)
+                       delete=delete_on_mismatch, sha384=sha384)
     return digests
 
 
@@ -135,12 +150,22 @@ def download(
     timeout_s: float = 60.0,
     progress: Progress = NULL_PROGRESS,
     description: str | None = None,
+    sha384: str | None = None,
+    size: int | None = None,
+    allow_unverified: bool = False,
 ) -> Digests:
     """Fetch ``url`` (http, https or file) into ``dest``; returns the file's digests.
 
     Resumes an existing ``<dest>.part``, retries transient failures ``retries`` times
     (waiting ``backoff_s``, then twice as long each time) and verifies ``sha256`` /
-    ``md5`` when given. Raises AssetError when the file cannot be had or is wrong.
+    ``sha384`` / ``md5`` and ``size`` when given. Raises AssetError when the file cannot
+    be had or is wrong.
+
+    Without a checksum nothing can prove the bytes right, so: a plain ``http://`` URL
+    is refused, a ``.part`` left by an earlier run is not resumed (its bytes may belong
+    to another version of the file), and a response that does not say how long it is
+    (no Content-Length, not chunked: a connection closed early would look complete) is
+    refused, unless ``allow_unverified``.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -149,8 +174,16 @@ def download(
     if scheme not in ("http", "https", "file"):
         raise AssetError(f"cannot download {url}: unsupported URL scheme {scheme!r}",
                          hint="use an http://, https:// or file:// URL")
+    verified = bool(sha256 or sha384 or md5)
+    if scheme == "http" and not verified and not allow_unverified:
+        raise AssetError(
+            f"refusing to download {url}: plain http and no checksum to verify it",
+            hint=_UNVERIFIED_HINT,
+        )
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if not verified:
+            part.unlink(missing_ok=True)  # an old part cannot be checked: start over
         if scheme == "file":
             digests = _copy_file_url(url, part, progress, label)
         else:
@@ -158,9 +191,11 @@ def download(
                 transport=transport, follow_redirects=True, timeout=timeout_s
             ) as client:
                 digests = _fetch_with_retries(client, url, _PartFile(part), task,
-                                              retries, backoff_s)
+                                              retries, backoff_s,
+                                              need_length=not verified and size is None
+                                              and not allow_unverified)
         _raise_on_mismatch(digests, part, sha256=sha256, md5=md5, name=dest.name,
-                           delete=True)
+                           delete=True, sha384=sha384, size=size)
         os.replace(part, dest)
     except OSError as exc:
         raise AssetError(
@@ -210,12 +245,12 @@ class _PartFile:
 
 def _fetch_with_retries(
     client: httpx.Client, url: str, part: _PartFile, task: ProgressTask,
-    retries: int, backoff_s: float,
+    retries: int, backoff_s: float, *, need_length: bool = False,
 ) -> Digests:
     attempt = 0
     while True:
         try:
-            return _fetch_once(client, url, part, task)
+            return _fetch_once(client, url, part, task, need_length)
         except _Retryable as exc:
             if attempt >= retries:
                 raise AssetError(
@@ -229,7 +264,8 @@ def _fetch_with_retries(
             time.sleep(delay)
 
 
-def _fetch_once(client: httpx.Client, url: str, part: _PartFile, task: ProgressTask) -> Digests:
+def _fetch_once(client: httpx.Client, url: str, part: _PartFile, task: ProgressTask,
+                need_length: bool = False) -> Digests:
     offset = part.size()
     headers = {"Accept-Encoding": "identity"}
     if offset:
@@ -239,6 +275,14 @@ def _fetch_once(client: httpx.Client, url: str, part: _PartFile, task: ProgressT
             if response.status_code == 416 and offset:
                 return _accept_complete_part(response, part, task)
             _raise_for_status(url, response)
+            if need_length and not _is_framed(response):
+                part.discard()
+                raise AssetError(
+                    f"refusing {url}: the server does not say how long the file is and "
+                    "no checksum is known, so a connection closed early would look like "
+                    "a complete download",
+                    hint=_UNVERIFIED_HINT,
+                )
             return _receive_body(response, part, offset, task)
     except httpx.UnsupportedProtocol as exc:
         raise AssetError(f"cannot download {url}: {exc}", hint="check the URL") from exc
@@ -267,6 +311,15 @@ def _content_range(response: httpx.Response) -> tuple[int | None, int | None]:
         return None, None
     first, full = match.groups()
     return (int(first) if first else None), (int(full) if full and full != "*" else None)
+
+
+def _is_framed(response: httpx.Response) -> bool:
+    """Whether the response's end is known: a Content-Length of the identity body, or
+    chunked framing (whose last chunk h11 requires)."""
+    if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
+        return True
+    return not _is_encoded(response) and response.headers.get("Content-Length",
+                                                              "").isdigit()
 
 
 def _is_encoded(response: httpx.Response) -> bool:

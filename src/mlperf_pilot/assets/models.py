@@ -15,7 +15,7 @@ import httpx
 from mlperf_pilot.assets.archive import extract
 from mlperf_pilot.assets.builders import get_builder
 from mlperf_pilot.assets.cache import AssetCache, BuildResult
-from mlperf_pilot.assets.fetch import download
+from mlperf_pilot.assets.fetch import download, file_digests
 from mlperf_pilot.catalog.cards import ModelCard, ModelFormat
 from mlperf_pilot.errors import AssetError, ConfigError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
@@ -38,7 +38,11 @@ def cache_name(card: ModelCard, fmt: ModelFormat) -> str:
 def resolve_model(
     card: ModelCard, fmt: ModelFormat, model_path: Path | None, cache: AssetCache, *,
     transport: httpx.BaseTransport | None = None, progress: Progress = NULL_PROGRESS,
+    sha256: str | None = None, allow_unverified: bool = False,
 ) -> ResolvedModel:
+    """The model file of ``fmt``. ``sha256``: the user's checksum of what the format's
+    URLs serve (for a format the catalog pins none); ``allow_unverified``: download
+    without any checksum (see :func:`download`)."""
     if model_path is not None:
         path = Path(model_path).expanduser().resolve()
         if not path.exists():
@@ -56,7 +60,9 @@ def resolve_model(
     if fmt.build is not None:
         return _build(card, fmt, name, cache, progress)
     if fmt.urls:
-        return _download(fmt, name, cache, transport, progress)
+        if sha256 and not fmt.has_checksum:
+            fmt = fmt.model_copy(update={"sha256": sha256.strip().lower()})
+        return _download(fmt, name, cache, transport, progress, allow_unverified)
     raise AssetError(
         f"the catalog has no download URL for {card.name} ({fmt.id})",
         hint=f"get {fmt.file_name} yourself and pass --model-path, or "
@@ -92,9 +98,11 @@ def _convert(
     source_fmt = card.format(fmt.convert.source)
     source = resolve_model(card, source_fmt, None, cache, transport=transport,
                            progress=progress)
-    # cache entries are content-addressed, so the source path stands for its content
+    # the source's content, not only its path: a rebuilt or re-registered source is a
+    # new conversion
+    content = file_digests(source.path).sha256 if source.path.is_file() else None
     recipe = {"convert": fmt.convert.model_dump(mode="json"), "file": fmt.file_name,
-              "source": str(source.path), "tool_version": converter_version(fmt.convert.tool),
+              "source": str(source.path), "source_sha256": content, "tool_version": converter_version(fmt.convert.tool),
               "revision": REVISION[fmt.convert.tool]}
     converter = get_converter(fmt.convert.tool)
 
@@ -108,10 +116,12 @@ def _convert(
 
 def _download(
     fmt: ModelFormat, name: str, cache: AssetCache,
-    transport: httpx.BaseTransport | None, progress: Progress,
+    transport: httpx.BaseTransport | None, progress: Progress, allow_unverified: bool = False,
 ) -> ResolvedModel:
     recipe = {"urls": list(fmt.urls), "sha256": fmt.sha256, "md5": fmt.md5,
               "file": fmt.file_name}
+    if fmt.sha384 or fmt.size_bytes:
+        recipe.update(sha384=fmt.sha384, size=fmt.size_bytes)
     from mlperf_pilot.assets.cache import recipe_key
 
     part_dir = cache.download_dir(recipe_key(recipe))
@@ -126,9 +136,12 @@ def _download(
                 digests = download(
                     url, target, sha256=fmt.sha256, md5=fmt.md5, transport=transport,
                     progress=progress, description=f"downloading {download_name}",
+                    sha384=fmt.sha384, size=fmt.size_bytes,
+                    allow_unverified=allow_unverified,
                 )
             except AssetError as exc:
-                if "checksum mismatch" in exc.message:
+                if "checksum mismatch" in exc.message or exc.message.startswith(
+                        "refusing"):
                     raise
                 errors.append(exc.message)
                 continue

@@ -45,8 +45,8 @@ def register(cache: AssetCache, name: str, path: Path, *, verify: bool = True) -
     if not target.is_file():
         raise AssetError(f"{target} is not a file", hint=f"give the path of {fmt.file_name}")
     meta = {"format": fmt.id, "checksum_verified": False}
-    if verify and fmt.has_checksum:
+    if verify and fmt.has_checksum and not fmt.checksum_is_of_archive:
         verify_file(target, sha256=fmt.sha256, md5=fmt.md5, name=target.name,
-                    delete_on_mismatch=False)
+                    delete_on_mismatch=False, sha384=fmt.sha384)
         meta["checksum_verified"] = True
     return cache.add_external("model", cache_name(card, fmt), target, meta=meta)

@@ -143,8 +143,11 @@ class ModelFormat(_Card):
     format: ModelFileFormat
     file_name: str
     urls: tuple[str, ...] = ()
+    # checksums of the file the URLs serve (for an archive: of the archive)
     sha256: str | None = None
+    sha384: str | None = None
     md5: str | None = None
+    size_bytes: int | None = Field(default=None, ge=1)  # of what the URLs serve
     build: ModelBuild | None = None
     convert: ConvertSpec | None = None
     options: dict[str, Any] = Field(default_factory=dict)
@@ -157,7 +160,15 @@ class ModelFormat(_Card):
 
     @property
     def has_checksum(self) -> bool:
-        return bool(self.sha256 or self.md5)
+        return bool(self.sha256 or self.sha384 or self.md5)
+
+    @property
+    def checksum_is_of_archive(self) -> bool:
+        """Whether the checksums are of an archive the file is extracted from (so they
+        cannot check the extracted file itself)."""
+        return bool(self.urls) and all(
+            u.lower().endswith((".tgz", ".tar.gz", ".tar", ".zip", ".tar.xz", ".tar.bz2"))
+            for u in self.urls)
 
 
 class AccuracySpec(_Card):

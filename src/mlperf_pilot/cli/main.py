@@ -101,6 +101,9 @@ _SCENARIO_HELP = "SingleStream, MultiStream, Server, Offline or all (repeat or c
               help="YAML/JSON file of run settings (lower precedence than flags).")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Any run setting, e.g. --set sut.batch_timeout_us=500.")
+@click.option("--allow-unverified-download", is_flag=True,
+              help="Download a model file no checksum can verify (plain http, or a "
+              "server that does not say the length); or pin one: --set model_sha256=HEX.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_state
 def run(state: State, config_file: Path | None, set_items: Sequence[str], as_json: bool,
@@ -205,6 +208,8 @@ def _flag_layer(flags: dict[str, Any], state: State) -> dict[str, Any]:
     direct = ("model", "backend", "device", "model_format", "model_path", "dataset",
               "dataset_path", "execution_mode", "count", "results_dir", "system_name",
               "targets_file")
+    if flags.get("allow_unverified_download"):
+        layer["allow_unverified_download"] = True
     for key in direct:
         if flags.get(key) is not None:
             layer[key] = flags[key]
