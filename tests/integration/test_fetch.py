@@ -172,7 +172,8 @@ def test_retries_run_out(http_file_server: StartServer, served, tmp_path: Path) 
     root, _ = served
     server = http_file_server(root, "--fail-first", "2")
     with pytest.raises(AssetError) as info:
-        download(server.url("model.onnx"), tmp_path / "model.onnx", retries=1, allow_unverified=True, **FAST)
+        download(server.url("model.onnx"), tmp_path / "model.onnx", retries=1,
+                 allow_unverified=True, **FAST)
     assert "after 1 retries" in info.value.message and "HTTP 500" in info.value.message
     assert server.url("model.onnx") in info.value.message
     assert [r["status"] for r in server.requests()] == [500, 500]

@@ -143,7 +143,7 @@ def test_list_entries_reading_outside_the_dataset_are_refused(tmp_path: Path, na
     (root / "val_map.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetError) as info:
         load_imagenet(root)
-    assert f"val_map.txt:2" in info.value.message and name in info.value.message
+    assert "val_map.txt:2" in info.value.message and name in info.value.message
     assert "outside the dataset folder" in info.value.message
     assert info.value.hint
 

@@ -102,7 +102,8 @@ def _convert(
     # new conversion
     content = file_digests(source.path).sha256 if source.path.is_file() else None
     recipe = {"convert": fmt.convert.model_dump(mode="json"), "file": fmt.file_name,
-              "source": str(source.path), "source_sha256": content, "tool_version": converter_version(fmt.convert.tool),
+              "source": str(source.path), "source_sha256": content,
+              "tool_version": converter_version(fmt.convert.tool),
               "revision": REVISION[fmt.convert.tool]}
     converter = get_converter(fmt.convert.tool)
 

@@ -307,15 +307,20 @@ def cache_list(state: State, as_json: bool) -> None:
 
     store = state.cache()
     entries = store.entries()
+    # sizes only (a listing must stay quick); a run also checks the sha256 of models
+    damage = {e.path: e.damage(hashes=False) for e in entries}
     if as_json:
         sys.stdout.write(json.dumps([{
             "name": e.name, "kind": e.kind, "key": e.key, "path": str(e.target),
             "size_bytes": e.size_bytes, "source": e.source, "created": e.created,
-            "external": bool(e.external), "intact": e.is_intact(),
+            "external": bool(e.external), "intact": damage[e.path] is None,
+            "damage": damage[e.path],
         } for e in entries], indent=2) + "\n")
         return
     rows = [(e.name, e.kind, human_size(e.size_bytes) if not e.external else "(yours)",
-             e.source, str(e.target) + ("" if e.is_intact() else "  [missing]"))
+             e.source, str(e.target) + ("" if damage[e.path] is None else
+                                        f"  [damaged: {damage[e.path]}; rebuilt on next "
+                                        f"use, or `mlperf-pilot cache clear {e.name}`]"))
             for e in entries]
     stdout.print(simple_table(f"cache at {store.root}", ("Name", "Kind", "Size", "Source", "Path"),
                               rows))

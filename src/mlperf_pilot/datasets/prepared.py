@@ -4,8 +4,9 @@ The cache entry is keyed by the dataset's fingerprint (folder + list-file hash) 
 preprocessing spec with the library used, so a different recipe never reuses stale
 data; within an entry, every sample is checked against the image it was made from on
 every run (``sample_index``: size, mtime, content hash when the mtime moved, and the
-``.npy``'s size and header), so a changed image or a damaged sample is made again. Samples are written atomically (temp file + rename), so an interrupted run
-leaves only whole files, and a later run with a larger ``--count`` only preprocesses
+``.npy``'s size and header), so a changed image or a damaged sample is made again.
+Samples are written atomically (temp file + rename), so an interrupted run leaves only
+whole files, and a later run with a larger ``--count`` only preprocesses
 what is missing. A missing or unreadable image fails the whole step with a
 DatasetError naming the file (never a silent skip).
 """
@@ -146,8 +147,8 @@ def _write_sample(folder: Path, index: int, array: np.ndarray) -> None:
 def _preprocess_chunk(
     paths: Sequence[str], indices: Sequence[int], folder: Path, spec: PreprocessSpec,
     library: str, made: list[tuple[int, SourceRecord]] | None = None,
-) -> tuple[int, str | None]:
-    """Preprocess a chunk; returns (done, error message or None). Each sample written is
+) -> tuple[int, str | DatasetError | None]:
+    """Preprocess a chunk; returns (done, error or None). Each sample written is
     appended to ``made`` with the record of the image it was made from."""
     done = 0
     for path, index in zip(paths, indices, strict=True):
@@ -158,8 +159,8 @@ def _preprocess_chunk(
             if made is not None:
                 made.append((index, record_for(image, path, folder / sample_name(index),
                                                content)))
-        except DatasetError as exc:
-            return done, exc.message
+        except DatasetError as exc:  # with its own fix (a truncated JPEG, ...)
+            return done, exc
         except OSError as exc:
             if is_disk_full(exc):  # the cache's disk, not the image: said by the caller
                 raise
@@ -238,7 +239,7 @@ def _run_preprocessing(
     chunks = [missing[i : i + _CHUNK] for i in range(0, len(missing), _CHUNK)]
     workers = workers or usable_cores()
 
-    def work(chunk: list[int]) -> tuple[int, str | None]:
+    def work(chunk: list[int]) -> tuple[int, str | DatasetError | None]:
         return _preprocess_chunk([str(images.path(i)) for i in chunk], chunk, folder, spec,
                                  library, made)
 
@@ -252,6 +253,8 @@ def _run_preprocessing(
         try:
             for done, error in results:
                 task.advance(done)
+                if isinstance(error, DatasetError):
+                    raise error
                 if error:
                     raise DatasetError(error, hint="fix or remove that image and retry")
         except OSError as exc:
