@@ -8,6 +8,7 @@ naming the file that could not be written and what was kept, with the fix.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -17,6 +18,15 @@ from mlperf_pilot.errors import AssetError, MlperfPilotError, StoreError
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # a short write with less than this free on the disk afterwards is a full disk
 SHORT_WRITE_SLACK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_disk_full(exc: BaseException) -> bool:

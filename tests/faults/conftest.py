@@ -9,6 +9,7 @@ traceback, never "internal error"), and what is on disk afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from faultkit import CliResult
+
 from mlperf_pilot.cli.main import main
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mlperf-pilot")
@@ -89,8 +90,6 @@ def spawn_cli(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
     yield spawn
     for process in started:
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(timeout=30)

@@ -41,6 +41,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from mlperf_pilot.errors import AssetError
+from mlperf_pilot.storage import file_sha256
 
 MANIFEST = "manifest.json"
 KINDS = ("model", "dataset", "preprocessed", "download")
@@ -111,7 +112,7 @@ class CacheEntry:
                 return f"{path} is missing"
             if actual != size:
                 return f"{path} has {actual} bytes, {size} when it was cached"
-            if hashes and _sha256(path) != digest:
+            if hashes and file_sha256(path) != digest:
                 return f"{path} was altered after it was cached (sha256 differs)"
         return None
 
@@ -354,19 +355,11 @@ class AssetCache:
             return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _record_files(root: Path) -> dict[str, tuple[int, str]]:
     """(size, sha256) of a file, or of every file under a folder but the manifest."""
     if root.is_file():
-        return {"": (root.stat().st_size, _sha256(root))}
-    return {p.relative_to(root).as_posix(): (p.stat().st_size, _sha256(p))
+        return {"": (root.stat().st_size, file_sha256(root))}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, file_sha256(p))
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 

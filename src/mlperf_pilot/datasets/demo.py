@@ -12,7 +12,6 @@ be had here are reported, not hidden.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import defaultdict
@@ -30,6 +29,7 @@ from mlperf_pilot.assets.packaged import (
 from mlperf_pilot.catalog.cards import DatasetCard, DemoPhoto
 from mlperf_pilot.errors import AssetError, DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
+from mlperf_pilot.storage import file_sha256
 
 BUILDER_VERSION = 1
 COCO_BUILDER_VERSION = 1
@@ -45,10 +45,6 @@ class DemoSet:
     @property
     def root(self) -> Path:
         return self.entry.target
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def locate_photos(
@@ -88,7 +84,7 @@ def locate_photos(
     # a file of a different version than the one labelled is not used
     for photo in card.photos:
         path = found.get(photo.id)
-        if path is not None and _sha256(path) != photo.sha256:
+        if path is not None and file_sha256(path) != photo.sha256:
             skipped.append(f"{photo.id}: {path} differs from the labelled file (sha256)")
             del found[photo.id]
     return found, skipped

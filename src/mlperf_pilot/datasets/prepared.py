@@ -31,14 +31,13 @@ from mlperf_pilot.datasets.preprocess import preprocess_image, resolve_library, 
 from mlperf_pilot.datasets.sample_index import (
     SampleIndex,
     SourceRecord,
-    file_sha256,
     npy_header,
     record_for,
     sample_name,
 )
 from mlperf_pilot.errors import AssetError, DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
-from mlperf_pilot.storage import as_disk_full, disk_full_error, is_disk_full
+from mlperf_pilot.storage import as_disk_full, disk_full_error, file_sha256, is_disk_full
 
 # Below this many missing samples, preprocessing runs in-process (no pool start-up).
 _IN_PROCESS_LIMIT = 32

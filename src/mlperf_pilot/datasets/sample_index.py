@@ -23,7 +23,6 @@ it, or ``touch -r``) is not noticed; ``mlperf-pilot cache clear NAME`` starts ov
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -32,20 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from mlperf_pilot.storage import file_sha256
+
 INDEX = "sources.json"
 _VERSION = 1
 
 
 def sample_name(index: int) -> str:
     return f"{index:07d}.npy"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def npy_header(shape: tuple[int, ...], dtype: str) -> bytes:

@@ -22,7 +22,6 @@ session checks are not done (a warning says so).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ from mlperf_pilot.submission.summary_csv import (
     summary_rows,
     write_summary_csv,
 )
+from mlperf_pilot.submission.tree_files import dirs as _dirs
+from mlperf_pilot.submission.tree_files import read_json as _read_json
 
 __all__ = ["SUMMARY_COLUMNS", "CheckOptions", "CheckReport", "ResultVerdict",
            "check_submission", "summary_rows", "system_findings", "write_summary_csv"]
@@ -118,21 +119,6 @@ class CheckReport:
     @property
     def valid_results(self) -> list[ResultVerdict]:
         return [v for v in self.verdicts if v.valid]
-
-
-def _dirs(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-
-
-def _files(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _canonical(scenario: str) -> str:

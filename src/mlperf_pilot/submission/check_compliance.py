@@ -12,13 +12,10 @@ from typing import TYPE_CHECKING
 from mlperf_pilot.submission.check_accuracy import _detail
 from mlperf_pilot.submission.check_performance import check_performance
 from mlperf_pilot.submission.findings import Finding, Findings
+from mlperf_pilot.submission.tree_files import files as _files
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import ResultChecks
-
-
-def _files(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
 
 
 def check_compliance(ctx: ResultChecks) -> None:

@@ -6,29 +6,18 @@ measurements.json under ``mlperf_pilot``)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf_pilot.submission.findings import Finding, Findings
 from mlperf_pilot.submission.rounds import SYSTEM_TYPES, common
 from mlperf_pilot.submission.system import NOT_DETECTED
+from mlperf_pilot.submission.tree_files import files as _files
+from mlperf_pilot.submission.tree_files import read_json as _read_json
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import CheckOptions, ResultChecks
 
 RECORDS_KEY = "mlperf_pilot"  # measurements.json: {"records": {mode: {...}}}
-
-
-def _files(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def system_findings(system: dict[str, Any] | None, division: str, submitter: str,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mlperf_pilot.loadgen.logs import DetailLog
+from mlperf_pilot.submission.tree_files import files
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import ResultChecks
@@ -30,7 +31,7 @@ TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
 
 
 def _files(path: Path) -> set[str]:
-    return {p.name for p in path.iterdir() if p.is_file()} if path.is_dir() else set()
+    return set(files(path))
 
 
 def file_list_problem(folder: Path, required: list[str], optional: list[str]) -> str | None:

@@ -9,11 +9,12 @@ under 10 KiB is left alone, so running it twice changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlperf_pilot.storage import file_sha256
 
 MAX_TRUNCATED_BYTES = 10 * 1024
 VIEWABLE = 4096
@@ -26,14 +27,6 @@ class Truncated:
     sha256: str
     original_bytes: int
     backup: Path | None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def existing_hash(accuracy_txt: Path) -> str | None:
