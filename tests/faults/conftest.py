@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import faultkit
 import pytest
 from faultkit import CliResult
 
@@ -93,3 +94,13 @@ def spawn_cli(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line: how many fault cases ran and how many ended in a checked clean error."""
+    ran = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+           if getattr(r, "when", "call") == "call" and "tests/faults/" in r.nodeid]
+    if ran:
+        terminalreporter.write_line(
+            f"fault suite: {len(ran)} cases ran, {len(faultkit.CLEAN_ERRORS)} clean errors "
+            "checked (cause + fix, exit code, no traceback)")

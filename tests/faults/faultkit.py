@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# how many cases ended in a checked clean error (cause + fix, right exit code); the
+# suite's summary line reports it
+CLEAN_ERRORS: list[str] = []
+
 
 @dataclass
 class CliResult:
@@ -33,3 +37,4 @@ def assert_clean_error(result: CliResult, code: int = 2, *, cause: str | None = 
         assert cause.lower() in errors[0].lower(), f"{cause!r} not in {errors[0]!r}"
     if fix is not None:
         assert fix.lower() in " ".join(hints).lower(), f"{fix!r} not in {hints!r}"
+    CLEAN_ERRORS.append(errors[0])

@@ -33,11 +33,11 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from mlperf_pilot.config import Mode
+from mlperf_pilot.config import Mode, Scenario
 from mlperf_pilot.errors import ResultsInUseError, StoreError
 from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.storage import write_text_atomic
@@ -185,6 +185,73 @@ class ScenarioStage:
         return set()
 
 
+class _Summary(Protocol):
+    """What RunStages moves along with a scenario folder (runner.RunSummary)."""
+
+    records: list[Any]
+    compliance: list[Any]
+    notes: list[str]
+
+
+class RunStages:
+    """The scenarios of one run, one at a time in its staging folder: committed when
+    finished, kept (:meth:`ScenarioStage.keep_partial`) when the run stops early. The
+    paths that the summary's records, compliance records and notes of a scenario name
+    follow its folder. ``partial_at``: where an unfinished scenario was kept."""
+
+    def __init__(self, summary: _Summary, results_dir: Path, system: str, model: str, *,
+                 find: bool, modes: tuple[Mode, ...]) -> None:
+        self.summary = summary
+        self.results_dir, self.system, self.model = results_dir, system, model
+        self.find, self.modes = find, modes
+        self.partial_at: Path | None = None
+        self._stage: ScenarioStage | None = None  # the scenario being written
+        self._marks = (0, 0, 0)  # its first record, compliance record, note
+
+    def begin(self, scenario: Scenario) -> ScenarioStage:
+        """Stage ``scenario``; its folder is ``stage.staging``."""
+        final = ScenarioPaths.of(self.results_dir, self.system, self.model, scenario)
+        stage = ScenarioStage(final, accuracy=not self.find and Mode.ACCURACY in self.modes,
+                              performance=self.find or Mode.PERFORMANCE in self.modes)
+        stage.begin()
+        summary = self.summary
+        self._stage = stage
+        self._marks = (len(summary.records), len(summary.compliance), len(summary.notes))
+        return stage
+
+    def commit(self) -> None:
+        stage, self._stage = self._stage, None
+        if stage is not None:
+            self._relocate_summary(stage.staging.root, stage.commit())
+
+    def keep_partial(self) -> tuple[Path | None, bool]:
+        """The run stopped: keep the unfinished scenario. Returns (where it went,
+        whether the previous results were kept)."""
+        stage, self._stage = self._stage, None
+        if stage is None:
+            return None, False
+        try:
+            where, previous_kept = stage.keep_partial()
+        except OSError:  # e.g. the disk is full: the staging folder stays as it is
+            self.partial_at = stage.staging.root
+            return stage.staging.root, stage.final.root.exists()
+        self._relocate_summary(stage.staging.root, where)
+        self.partial_at = where
+        return where, previous_kept
+
+    def _relocate_summary(self, old: Path, new: Path) -> None:
+        summary = self.summary
+        records, checks, notes = self._marks
+        for record in summary.records[records:]:
+            record.log_dir = relocate_text(record.log_dir, old, new)
+            record.reasons = [relocate_text(r, old, new) for r in record.reasons]
+        for check in summary.compliance[checks:]:
+            check.run_dir = relocate_text(check.run_dir, old, new)
+            check.test_dir = relocate_text(check.test_dir, old, new)
+            check.reasons = [relocate_text(r, old, new) for r in check.reasons]
+        summary.notes[notes:] = [relocate_text(n, old, new) for n in summary.notes[notes:]]
+
+
 def relocate(old: Path, new: Path) -> None:
     """Rewrite the paths under ``old`` in the folder's records (records/*.json and the
     kept attempts' record.json) to the same paths under ``new``. LoadGen's own files
@@ -224,5 +291,5 @@ def _write_json(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-__all__ = ["HOLDER_FILE", "LOCK_FILE", "ResultsLock", "ScenarioStage", "relocate",
+__all__ = ["HOLDER_FILE", "LOCK_FILE", "ResultsLock", "RunStages", "ScenarioStage", "relocate",
            "relocate_text", "relocate_value"]

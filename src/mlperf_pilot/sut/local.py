@@ -260,24 +260,21 @@ class LocalSut:
         if isinstance(text, list):
             text = text[0] if text else ""
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        self._count_failed(idx, message)
+
+    def _record_nan(self, idx: np.ndarray) -> None:
+        self._count_failed(idx, NAN_ERROR, nan=True)
+
+    def _count_failed(self, idx: np.ndarray, message: str, *, nan: bool = False) -> None:
+        """Count failed samples under ``message``; keep the first error and some indices."""
         with self._lock:
             self._failed = True
             self.stats.failed += len(idx)
+            if nan:
+                self.stats.nan += len(idx)
             self.stats.error_counts[message] += len(idx)
             if self.stats.first_error is None:
                 self.stats.first_error = message
-            room = _MAX_FAILED_INDICES - len(self.stats.failed_indices)
-            if room > 0:
-                self.stats.failed_indices.extend(int(i) for i in idx[:room])
-
-    def _record_nan(self, idx: np.ndarray) -> None:
-        with self._lock:
-            self._failed = True
-            self.stats.failed += len(idx)
-            self.stats.nan += len(idx)
-            self.stats.error_counts[NAN_ERROR] += len(idx)
-            if self.stats.first_error is None:
-                self.stats.first_error = NAN_ERROR
             room = _MAX_FAILED_INDICES - len(self.stats.failed_indices)
             if room > 0:
                 self.stats.failed_indices.extend(int(i) for i in idx[:room])
