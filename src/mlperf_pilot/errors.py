@@ -8,7 +8,8 @@
     │   └── DeviceUnavailableError   the device asked for cannot be used         (exit 2)
     ├── MissingDependencyError       an optional package is not installed        (exit 2)
     ├── AssetError                   download, checksum, cache, conversion       (exit 1)
-    ├── DatasetError                 missing/unreadable images, bad list files   (exit 1)
+    ├── DatasetError                 a data set cannot be used                    (exit 1)
+    │   └── DatasetInputError        malformed list file, annotations, images    (exit 2)
     ├── BackendError                 model load or inference failed              (exit 1)
     ├── SutError                     the system under test failed                (exit 1)
     │   ├── SutTimeoutError
@@ -91,6 +92,13 @@ class AssetError(MlperfPilotError):
 
 class DatasetError(MlperfPilotError):
     """A dataset is missing, malformed, or one of its files cannot be read."""
+
+
+class DatasetInputError(DatasetError):
+    """The data set the user gave is malformed: its list file, annotations or an image
+    (bad input, found before or while preprocessing: a usage error)."""
+
+    exit_code = EXIT_USAGE
 
 
 class BackendError(MlperfPilotError):

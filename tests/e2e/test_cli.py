@@ -87,7 +87,7 @@ def test_missing_image_fails_with_the_file_name(capsys: pytest.CaptureFixture[st
     code, _, err = run_cli(capsys, "run", "--model", "resnet50", "--model-path",
                            str(resnet50_model), "--dataset-path", str(data),
                            "--results-dir", str(tmp_path / "r"))
-    assert code == 1
+    assert code == 2  # a malformed data set is bad input
     assert "img_00002.jpg" in err and "Traceback" not in err
 
 

@@ -87,22 +87,22 @@ def _write_list(data: Path, line: str, *, at: int = 1) -> None:
 
 
 LIST_CASES = [
-    # (id, change to the folder, exit code, words of the cause, words of the fix)
-    ("dotdot", lambda d: _write_list(d, "../outside.jpg 0"), 1,
+    # (id, change to the folder, exit code (2: bad input), words of the cause, words of the fix)
+    ("dotdot", lambda d: _write_list(d, "../outside.jpg 0"), 2,
      ["val_map.txt:2", "'../outside.jpg'", "outside the dataset folder"], "relative"),
-    ("absolute", lambda d: _write_list(d, "/etc/hostname 0"), 1,
+    ("absolute", lambda d: _write_list(d, "/etc/hostname 0"), 2,
      ["val_map.txt:2", "absolute path"], "relative"),
-    ("label-1000", lambda d: _write_list(d, "val/img_00001.jpg 1000"), 1,
+    ("label-1000", lambda d: _write_list(d, "val/img_00001.jpg 1000"), 2,
      ["val_map.txt:2", "label 1000", "outside 0-999"], "fix that line"),
-    ("label-1e23", lambda d: _write_list(d, "val/img_00001.jpg 100000000000000000000000"), 1,
+    ("label-1e23", lambda d: _write_list(d, "val/img_00001.jpg 100000000000000000000000"), 2,
      ["val_map.txt:2", "outside 0-999"], "fix that line"),
-    ("label-text", lambda d: _write_list(d, "val/img_00001.jpg cat"), 1,
+    ("label-text", lambda d: _write_list(d, "val/img_00001.jpg cat"), 2,
      ["val_map.txt:2", "'cat'", "not an integer"], "0-999"),
     ("latin-1", lambda d: (d / "val_map.txt").write_bytes(
-        (d / "val_map.txt").read_bytes() + "val/caf\xe9.jpg 1\n".encode("latin-1")), 1,
+        (d / "val_map.txt").read_bytes() + "val/caf\xe9.jpg 1\n".encode("latin-1")), 2,
      ["not UTF-8", "line 4"], "iconv"),
     ("truncated-jpeg", lambda d: (d / "val/img_00001.jpg").write_bytes(
-        (d / "val/img_00001.jpg").read_bytes()[:-300]), 1,
+        (d / "val/img_00001.jpg").read_bytes()[:-300]), 2,
      ["img_00001.jpg", "truncated JPEG"], "complete copy"),
 ]
 

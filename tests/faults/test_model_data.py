@@ -111,7 +111,7 @@ def test_malformed_coco_annotations_are_refused_before_the_run(
     result = cli("run", "--model", "yolov3-tiny-demo", "--model-path", oracle,
                  "--dataset-path", root, "--scenario", "Offline", "--mode", "accuracy",
                  "--results-dir", tmp_path / "res", *FAST)
-    assert_clean_error(result, 1, cause=str(path), fix="annotation")
+    assert_clean_error(result, 2, cause=str(path), fix="annotation")
     error = next(ln for ln in result.err.splitlines() if ln.startswith("error:"))
     for word in words:
         assert word in error, (word, error)

@@ -125,7 +125,7 @@ def test_missing_image_stops_the_run_with_the_file_named(
                  "--dataset-path", str(root), "--scenario", "Offline", "--mode", "accuracy",
                  "--results-dir", str(tmp_path / "res")])
     _, err = capsys.readouterr()
-    assert code == 1  # a data error, not a usage error (that would be 2)
+    assert code == 2  # the data set given is malformed: bad input, a usage error
     assert "Traceback" not in err
     assert images[2]["file_name"] in err and "does not exist" in err
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mlperf_pilot.datasets.imagenet import ImageList
-from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.errors import DatasetInputError
 
 
 def read_annotations(path: Path) -> dict[str, Any]:
@@ -29,28 +29,28 @@ def read_annotations(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DatasetError(
+        raise DatasetInputError(
             f"annotation file {path} does not exist",
             hint="a COCO-format folder needs its annotation json (see `mlperf-pilot list "
             "datasets` for the expected layout)",
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DatasetError(
+        raise DatasetInputError(
             f"annotation file {path} is not valid JSON ({exc})",
             hint="re-extract or re-download the annotations",
         ) from exc
     if not isinstance(raw, dict):
-        raise DatasetError(f"annotation file {path} is not a COCO json object",
+        raise DatasetInputError(f"annotation file {path} is not a COCO json object",
                            hint="COCO format is an object with 'images', 'annotations' and "
                            "'categories'")
     for key in ("images", "annotations", "categories"):
         if not isinstance(raw.get(key), list):
-            raise DatasetError(
+            raise DatasetInputError(
                 f"annotation file {path} has no {key!r} list",
                 hint="COCO format needs 'images', 'annotations' and 'categories'",
             )
     if not raw["images"]:
-        raise DatasetError(f"annotation file {path} lists no images",
+        raise DatasetInputError(f"annotation file {path} lists no images",
                            hint="use the annotation file that lists the dataset's images")
     _check_entries(path, raw)
     return raw
@@ -65,7 +65,7 @@ def load_coco(
     script scales boxes by that size)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise DatasetError(
+        raise DatasetInputError(
             f"dataset folder {root} does not exist",
             hint=f"pass --dataset-path with the folder that holds {annotations} and "
             f"{image_dir}/",
@@ -79,7 +79,7 @@ def load_coco(
     missing = [rel for rel in files if not (root / rel).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {root / missing[0]} listed in {ann_path} does not exist{more}",
             hint="restore the missing files, or use an annotation file that lists only the "
             "images you have",
@@ -88,7 +88,7 @@ def load_coco(
         for rel, (height, width) in zip(files, sizes, strict=True):
             actual = _pixel_size(root / rel)
             if actual != (height, width):
-                raise DatasetError(
+                raise DatasetInputError(
                     f"image {root / rel} is {actual[1]}x{actual[0]} pixels but {ann_path} "
                     f"says {width}x{height}",
                     hint="the image and the annotation file are from different versions",
@@ -118,8 +118,8 @@ def _is_pixels(value: object) -> bool:
     return _is_number(value) and float(value).is_integer() and value > 0  # type: ignore[arg-type]
 
 
-def _refuse(path: Path, entry: str, problem: str) -> DatasetError:
-    return DatasetError(f"annotation file {path}: {entry} {problem}", hint=_FIX)
+def _refuse(path: Path, entry: str, problem: str) -> DatasetInputError:
+    return DatasetInputError(f"annotation file {path}: {entry} {problem}", hint=_FIX)
 
 
 def _check_entries(path: Path, raw: dict[str, Any]) -> None:
@@ -132,7 +132,7 @@ def _check_entries(path: Path, raw: dict[str, Any]) -> None:
         entry = f"images[{number}]"
         if not isinstance(image, dict) or not all(
                 k in image for k in ("id", "file_name", "height", "width")):
-            raise DatasetError(
+            raise DatasetInputError(
                 f"annotation file {path}: {entry} lacks id, file_name, height or width",
                 hint="every image entry needs all four",
             )
@@ -184,7 +184,7 @@ def _pixel_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {path} cannot be read: {exc}",
             hint="replace the file with a valid JPEG/PNG",
         ) from exc

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.errors import DatasetInputError
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,18 @@ def _read_list_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(
+        raise DatasetInputError(
             f"list file {path} does not exist",
             hint="an ImageNet folder needs val_map.txt with '<image> <label>' per line",
         ) from None
     except OSError as exc:
-        raise DatasetError(f"list file {path} cannot be read: {exc.strerror or exc}",
+        raise DatasetInputError(f"list file {path} cannot be read: {exc.strerror or exc}",
                            hint="check the file's permissions") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(
+        raise DatasetInputError(
             f"list file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
             f"{line})",
             hint="save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 val_map.txt > fixed.txt` "
@@ -98,27 +98,27 @@ def parse_val_map(path: Path, *, classes: int = IMAGENET_CLASSES) -> list[tuple[
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise DatasetError(
+            raise DatasetInputError(
                 f"{path}:{number}: expected '<image> <label>', got {line.strip()!r}",
                 hint="fix or remove that line",
             )
         name, label_text = parts
         reason = _outside_reason(name)
         if reason is not None:
-            raise DatasetError(
+            raise DatasetInputError(
                 f"{path}:{number}: image {name!r} {reason}; it is outside the dataset folder",
                 hint="list images by their path relative to the folder that holds "
                 "val_map.txt (move the images there, or link them in)",
             )
         if not re.fullmatch(r"[+-]?\d+", label_text):
-            raise DatasetError(
+            raise DatasetInputError(
                 f"{path}:{number}: label {label_text!r} is not an integer",
                 hint=f"labels are class indices 0-{classes - 1}",
             )
         label = int(label_text)
         if not 0 <= label < classes:
             shown = label_text if len(label_text) <= 24 else label_text[:21] + "..."
-            raise DatasetError(
+            raise DatasetInputError(
                 f"{path}:{number}: label {shown} is outside 0-{classes - 1}, the "
                 f"{classes} classes of this dataset",
                 hint="fix that line (labels are 0-based class indices, without the "
@@ -126,7 +126,8 @@ def parse_val_map(path: Path, *, classes: int = IMAGENET_CLASSES) -> list[tuple[
             )
         entries.append((name, label))
     if not entries:
-        raise DatasetError(f"list file {path} lists no images", hint="add '<image> <label>' lines")
+        raise DatasetInputError(f"list file {path} lists no images",
+                                hint="add '<image> <label>' lines")
     return entries
 
 
@@ -138,7 +139,7 @@ def load_imagenet(
     exists."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise DatasetError(
+        raise DatasetInputError(
             f"dataset folder {root} does not exist",
             hint="pass --dataset-path with the folder that holds the images and val_map.txt",
         )
@@ -150,7 +151,7 @@ def load_imagenet(
     missing = [rel for rel, _ in entries if not (root / rel).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {root / missing[0]} listed in {list_path} does not exist{more}",
             hint="restore the missing files, or remove their lines from the list file",
         )

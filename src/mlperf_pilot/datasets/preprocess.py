@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mlperf_pilot.catalog.cards import CropSpec, PreprocessSpec, ResizeSpec
-from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.errors import DatasetInputError
 
 _PIL_FILTERS = {
     "area": Image.Resampling.BOX,
@@ -69,7 +69,7 @@ def check_not_truncated(path: Path, data: bytes) -> None:
     if not data.startswith(_JPEG_SOI):
         return
     if data.rfind(_JPEG_EOI) < data.rfind(_JPEG_SOS) or _JPEG_SOS not in data:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {path} is a truncated JPEG (it ends before its end-of-image marker)",
             hint="replace it with a complete copy, or remove its line from the list file",
         )
@@ -82,11 +82,11 @@ def load_rgb(path: Path, library: str) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {path} does not exist", hint="check the dataset folder and its list file"
         ) from None
     except OSError as exc:
-        raise DatasetError(f"image {path} cannot be read: {exc.strerror or exc}",
+        raise DatasetInputError(f"image {path} cannot be read: {exc.strerror or exc}",
                            hint="check the file's permissions") from exc
     check_not_truncated(path, data)
     if library == "opencv":
@@ -98,7 +98,7 @@ def load_rgb(path: Path, library: str) -> np.ndarray:
                 img = img.convert("RGB")
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {path} cannot be read: {exc}",
             hint="replace the file with a valid JPEG/PNG or remove it from the list file",
         ) from exc
@@ -111,7 +111,7 @@ def _load_rgb_opencv(path: Path) -> np.ndarray:
     # (EXIF orientation included), and the second read comes from the page cache
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {path} cannot be read by OpenCV",
             hint="replace the file with a valid JPEG/PNG or remove it from the list file",
         )
@@ -233,7 +233,7 @@ def preprocess_image(path: Path, spec: PreprocessSpec, library: str) -> np.ndarr
         try:
             img = center_crop(img, spec.crop)
         except ValueError as exc:
-            raise DatasetError(f"image {path}: {exc}") from exc
+            raise DatasetInputError(f"image {path}: {exc}") from exc
     return to_tensor(img, spec)
 
 
