@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlperf_pilot.loadgen.run import quiet_log_settings
 from mlperf_pilot.submission.rounds import Layout, load_round
 from mlperf_pilot.submission.truncate import truncate_accuracy_dir
 from submission_trees import system_json
@@ -93,12 +94,7 @@ def _run_loadgen(scenario: str, mode: str, out: Path, tokens: bool = False) -> N
     settings.single_stream_expected_latency_ns = 100_000
     settings.multi_stream_expected_latency_ns = 1_000_000
     settings.use_token_latencies = tokens
-    output = lg.LogOutputSettings()
-    output.outdir = str(out)
-    output.copy_summary_to_stdout = False
-    log_settings = lg.LogSettings()
-    log_settings.log_output = output
-    log_settings.enable_trace = False
+    log_settings = quiet_log_settings(out)
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(64, 64, lambda _: None, lambda _: None)
     try:

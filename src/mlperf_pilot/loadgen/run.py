@@ -20,6 +20,19 @@ from mlperf_pilot.sut.local import LocalSut
 AUDIT_CONFIG = "audit.config"
 
 
+def quiet_log_settings(log_dir: Path) -> Any:
+    """LoadGen's LogSettings: logs into ``log_dir``, no summary on stdout, no trace."""
+    import mlperf_loadgen as lg
+
+    output = lg.LogOutputSettings()
+    output.outdir = str(log_dir)
+    output.copy_summary_to_stdout = False
+    log_settings = lg.LogSettings()
+    log_settings.log_output = output
+    log_settings.enable_trace = False
+    return log_settings
+
+
 def run_loadgen(
     sut: LocalSut,
     store: SampleStore,
@@ -35,12 +48,7 @@ def run_loadgen(
     import mlperf_loadgen as lg
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    output = lg.LogOutputSettings()
-    output.outdir = str(log_dir)
-    output.copy_summary_to_stdout = False
-    log_settings = lg.LogSettings()
-    log_settings.log_output = output
-    log_settings.enable_trace = False
+    log_settings = quiet_log_settings(log_dir)
     audit = (audit_config or (log_dir / AUDIT_CONFIG)).resolve()
 
     stop = threading.Event()
