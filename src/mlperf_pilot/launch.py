@@ -89,7 +89,7 @@ def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
                   f"logs are kept in {job.logs}")
     record = RunRecord(
         model=job.model, mlperf_model=job.model, backend=job.backend, backend_version=None,
-        device=job.spec.device.value, device_in_use="unknown", system=job.system,
+        device=job.spec.sut.device.value, device_in_use="unknown", system=job.system,
         scenario=job.scenario.value, mode=job.mode.value,
         log_dir=str(job.logs), started=_now(),
         status=STATUS_FAILED, reasons=[reason],

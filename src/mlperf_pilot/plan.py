@@ -40,16 +40,16 @@ class RunPlan:
 
     @property
     def system(self) -> str:
-        return self.spec.resolved_system_name(self.backend_name)
+        return self.spec.resolved_system_name(f"{self.backend_name}-{self.spec.sut.device.value}")
 
 
 def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
     """Check every name and combination before anything is downloaded or run."""
     catalog = catalog or _load_catalog()
     card = catalog.model(spec.model)
-    backend_name = spec.backend or card.default_backend
+    backend_name = spec.sut.backend or card.default_backend
     cls = backend_class(backend_name)
-    fmt = choose_format(card, cls, spec.model_format)
+    fmt = choose_format(card, cls, spec.sut.model_format)
     if fmt.format not in cls.formats:
         usable = [f.id for f in card.formats if f.format in cls.formats]
         raise ConfigError(
@@ -57,9 +57,9 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
             hint=f"use --model-format {usable[0]}" if usable else
             f"choose a backend for {fmt.format} models",
         )
-    if spec.device not in cls.devices:
+    if spec.sut.device not in cls.devices:
         raise ConfigError(
-            f"the {backend_name} backend does not support --device {spec.device.value}",
+            f"the {backend_name} backend does not support --device {spec.sut.device.value}",
             hint=f"supported: {', '.join(d.value for d in cls.devices)}",
         )
     dataset_card = catalog.dataset(spec.dataset or card.dataset)
@@ -72,8 +72,9 @@ def plan_run(spec: RunSpec, catalog: Catalog | None = None) -> RunPlan:
     _check_paths(spec)
     recipe = catalog.recipe(fmt.preprocess)
     # folders, threads, batch memory, targets file: before any model load or preprocessing
-    check_run(spec, system=spec.resolved_system_name(backend_name), model=card.name,
-              recipe=recipe, parallel=cls.thread_safe and spec.device is Device.CPU)
+    check_run(spec, system=spec.resolved_system_name(
+        f"{backend_name}-{spec.sut.device.value}"), model=card.name,
+              recipe=recipe, parallel=cls.thread_safe and spec.sut.device is Device.CPU)
     return RunPlan(spec, card, fmt, dataset_card, recipe, backend_name)
 
 
@@ -96,9 +97,9 @@ def choose_format(card: ModelCard, backend: type[Backend], requested: str | None
 
 
 def _check_paths(spec: RunSpec) -> None:
-    if spec.model_path is not None and not Path(spec.model_path).expanduser().exists():
+    if spec.sut.model_path is not None and not Path(spec.sut.model_path).expanduser().exists():
         raise ConfigError(
-            f"model file {spec.model_path} does not exist",
+            f"model file {spec.sut.model_path} does not exist",
             hint="check --model-path, or leave it out to use the catalog's copy",
         )
     if spec.dataset_path is not None and not Path(spec.dataset_path).expanduser().is_dir():

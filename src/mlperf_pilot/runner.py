@@ -130,7 +130,7 @@ class BenchmarkRunner:
                 "the reference does (install the [opencv] extra for reference pixels)"
             )
         cls = backend_class(plan.backend_name)
-        parallel = cls.thread_safe and spec.device is Device.CPU
+        parallel = cls.thread_safe and spec.sut.device is Device.CPU
         cores = usable_cores()
         layouts = {scenario: spec.sut.layout(scenario.value, cores, parallel=parallel)
                    for scenario in spec.scenarios}
@@ -215,10 +215,10 @@ class BenchmarkRunner:
     def _model(self, summary: RunSummary) -> Path | None:
         if self.plan.backend_name == "null":
             summary.model_source = "none (null backend)"
-            return self.spec.model_path
-        resolved = resolve_model(self.plan.card, self.plan.fmt, self.spec.model_path, self.cache,
+            return self.spec.sut.model_path
+        resolved = resolve_model(self.plan.card, self.plan.fmt, self.spec.sut.model_path, self.cache,
                                  transport=self.transport, progress=self.progress,
-                                 sha256=self.spec.model_sha256,
+                                 sha256=self.spec.sut.model_sha256,
                                  allow_unverified=self.spec.allow_unverified_download)
         summary.model_source = ("cached " if resolved.from_cache else "") + resolved.source
         return resolved.path

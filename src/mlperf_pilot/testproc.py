@@ -140,7 +140,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
     backend = create_backend(job.backend)
     record = RunRecord(
         model=card.name, mlperf_model=card.mlperf_model, backend=job.backend,
-        backend_version=backend.version(), device=job.spec.device.value,
+        backend_version=backend.version(), device=job.spec.sut.device.value,
         device_in_use="(not loaded)", system=job.system, scenario=job.scenario.value,
         mode=job.mode.value, log_dir=str(log_dir), started=_now(),
     )
@@ -151,7 +151,7 @@ def run_test(job: LoadGenJob) -> RunRecord:
         if job.model_path is not None or job.backend == "null":
             backend.load(LoadOptions(
                 model_path=job.model_path or Path("none"), inputs=fmt.inputs,
-                outputs=fmt.postprocess.outputs, device=job.spec.device,
+                outputs=fmt.postprocess.outputs, device=job.spec.sut.device,
                 threads=job.spec.sut.threads,
                 spin_wait=job.spec.sut.spin_for(job.scenario.value), extra=dict(fmt.options),
             ))

@@ -81,10 +81,10 @@ def warm_up(plan: RunPlan, model_path: Path | None, prepared: NpyDirDataset, thr
     the largest batch the backend takes and the device it runs on."""
     spec = plan.spec
     backend = create_backend(plan.backend_name)
-    with progress.task(f"loading model on {plan.backend_name}/{spec.device.value}"):
+    with progress.task(f"loading model on {plan.backend_name}/{spec.sut.device.value}"):
         backend.load(LoadOptions(
             model_path=model_path or Path("none"), inputs=plan.fmt.inputs,
-            outputs=plan.fmt.postprocess.outputs, device=spec.device, threads=threads,
+            outputs=plan.fmt.postprocess.outputs, device=spec.sut.device, threads=threads,
             extra=dict(plan.fmt.options),
         ))
     fixed = backend.fixed_batch_size

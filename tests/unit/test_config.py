@@ -10,7 +10,7 @@ from mlperf_pilot.config import (
     Mode,
     RunSpec,
     Scenario,
-    SutSettings,
+    LocalSutConfig,
     build_run_spec,
     load_config_file,
     parse_set_option,
@@ -30,7 +30,7 @@ def test_scenarios_accept_all_lists_and_any_case() -> None:
 def test_modes_both_and_device_gpu_alias() -> None:
     spec = RunSpec(modes="both", device="gpu")
     assert spec.modes == (Mode.ACCURACY, Mode.PERFORMANCE)
-    assert spec.device is Device.CUDA
+    assert spec.sut.device is Device.CUDA
 
 
 def test_unknown_scenario_is_a_config_error_with_the_valid_names() -> None:
@@ -107,7 +107,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
 
 
 def test_sut_layout_by_scenario_never_oversubscribes() -> None:
-    auto = SutSettings()
+    auto = LocalSutConfig()
     # one worker using every core, except Server on a backend that runs calls in parallel
     assert auto.layout("Offline", 4, parallel=True) == (1, 4)
     assert auto.layout("SingleStream", 4, parallel=True) == (1, 4)
@@ -115,10 +115,10 @@ def test_sut_layout_by_scenario_never_oversubscribes() -> None:
     assert auto.layout("Server", 4, parallel=True) == (4, 1)
     assert auto.layout("Server", 4, parallel=False) == (1, 4)
     # what the user sets wins; the other half fills the cores
-    assert SutSettings(threads=2).layout("Server", 4, parallel=True) == (2, 2)
-    assert SutSettings(workers=2).layout("Offline", 4, parallel=True) == (2, 2)
-    assert SutSettings(workers=3, threads=3).layout("Server", 2, parallel=True) == (3, 3)
-    assert SutSettings(threads=8).layout("Server", 2, parallel=True) == (1, 8)
+    assert LocalSutConfig(threads=2).layout("Server", 4, parallel=True) == (2, 2)
+    assert LocalSutConfig(workers=2).layout("Offline", 4, parallel=True) == (2, 2)
+    assert LocalSutConfig(workers=3, threads=3).layout("Server", 2, parallel=True) == (3, 3)
+    assert LocalSutConfig(threads=8).layout("Server", 2, parallel=True) == (1, 8)
 
 
 def test_spin_wait_on_off_survive_yaml() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from mlperf_pilot.backends.base import Backend, LoadOptions
 from mlperf_pilot.catalog.cards import PostprocessSpec
-from mlperf_pilot.config import Device, SutSettings
+from mlperf_pilot.config import Device, LocalSutConfig
 from mlperf_pilot.datasets.prepared import ArrayDataset
 from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders import create_decoder
@@ -70,7 +70,7 @@ def make_sut(samples: np.ndarray, **settings: object) -> tuple[LocalSut, SumBack
     backend = SumBackend()
     decoder = create_decoder(PostprocessSpec(kind="class-index", outputs=("x",)))
     completions = Completions()
-    sut = LocalSut(backend, store, decoder, SutSettings(**settings),  # type: ignore[arg-type]
+    sut = LocalSut(backend, store, decoder, LocalSutConfig(**settings),  # type: ignore[arg-type]
                    completion=(completions.response, completions.complete))
     return sut, backend, completions
 
@@ -159,7 +159,7 @@ def test_nan_answers_are_failures_with_empty_responses() -> None:
     completions.expected = 4
     sut = LocalSut(FloatBackend(), store,
                    create_decoder(PostprocessSpec(kind="class-index", outputs=("x",))),
-                   SutSettings(max_batch_size=4, on_error="continue"),
+                   LocalSutConfig(max_batch_size=4, on_error="continue"),
                    completion=(completions.response, completions.complete))
     with sut:
         sut.issue([10, 11, 12, 13], [0, 1, 2, 3])

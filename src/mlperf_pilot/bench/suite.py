@@ -30,7 +30,7 @@ from mlperf_pilot.backends import LoadOptions, create_backend
 from mlperf_pilot.backends.base import Backend
 from mlperf_pilot.bench.workload import bench_images, raw_latencies_ms, raw_throughput
 from mlperf_pilot.catalog import load_catalog
-from mlperf_pilot.config import SutSettings, deep_merge
+from mlperf_pilot.config import LocalSutConfig, deep_merge
 from mlperf_pilot.datasets.imagenet import load_imagenet
 from mlperf_pilot.datasets.prepared import NpyDirDataset, prepare_images, usable_cores
 from mlperf_pilot.errors import ConfigError
@@ -207,7 +207,7 @@ def server_peak(ctx: BenchContext, model: str, latency_ms: int | None = None,
     (the worker takes whatever is queued, up to ``max_batch_size``, waiting at most
     ``batch_timeout_us`` for more). Workers and threads left at 0 are what a run picks."""
     card = load_catalog().model(model)
-    workers, threads = SutSettings(workers=workers, threads=threads).layout(
+    workers, threads = LocalSutConfig(workers=workers, threads=threads).layout(
         "Server", usable_cores(), parallel=True)
     if offline_samples_per_s is None:
         offline_samples_per_s = offline_efficiency(ctx, model)["pilot_samples_per_s"]

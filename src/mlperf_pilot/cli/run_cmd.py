@@ -95,7 +95,7 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
     interrupted: Interrupted | None = None
     try:
         stderr.print(Text.assemble(
-            (plan.card.name, "bold"), f" on {plan.backend_name}/{spec.device.value}: "
+            (plan.card.name, "bold"), f" on {plan.backend_name}/{spec.sut.device.value}: "
             f"{', '.join(s.value for s in spec.scenarios)} x "
             f"{', '.join(m.value for m in spec.modes)} "
             f"({spec.execution_mode.value} run) -> {Path(spec.results_dir).resolve()}"

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlperf_pilot.backends.base import Backend
-from mlperf_pilot.config import SutSettings
+from mlperf_pilot.config import SutConfig
 from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders.base import Decoder
 
@@ -83,7 +83,7 @@ class LocalSut:
         backend: Backend,
         store: SampleStore,
         decoder: Decoder,
-        settings: SutSettings,
+        settings: SutConfig,
         *,
         completion: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
     ) -> None:
