@@ -331,7 +331,7 @@ def _oracle_tables(post, recipe, images: list[dict], shift_px: int) -> list[np.n
                 one_hot[i, k, COCO_IDS.index(int(cats[i, k]))] = scores[i, k]
         return [boxes.astype(np.float32), one_hot]
     if post.kind == "yolo":  # (4 + 80, anchors): cx, cy, w, h in letterboxed input pixels
-        from mlperf_pilot.datasets.preprocess import letterbox_geometry
+        from mlperf_pilot.decoders.base import letterbox_geometry
 
         head = np.zeros((count, 84, slots), np.float32)
         for i, img in enumerate(images):

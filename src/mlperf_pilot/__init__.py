@@ -16,14 +16,16 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mlperf_pilot.config import Mode, RunSpec, Scenario
-    from mlperf_pilot.runner import RunSummary, run_benchmark
+    from mlperf_pilot.engine import RunSummary, run_benchmark
 
 _LAZY = {
     "RunSpec": "mlperf_pilot.config",
     "Scenario": "mlperf_pilot.config",
     "Mode": "mlperf_pilot.config",
-    "run_benchmark": "mlperf_pilot.runner",
-    "RunSummary": "mlperf_pilot.runner",
+    "run_benchmark": "mlperf_pilot.engine",
+    "RunSummary": "mlperf_pilot.engine",
+    "plan_run": "mlperf_pilot.engine",
+    "RunRecord": "mlperf_pilot.results.records",
     "load_catalog": "mlperf_pilot.catalog",
 }
 
@@ -36,5 +38,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlperf_pilot' has no attribute {name!r}")
 
 
-__all__ = ["Mode", "RunSpec", "RunSummary", "Scenario", "__version__", "load_catalog",
-           "run_benchmark"]
+__all__ = ["Mode", "RunRecord", "RunSpec", "RunSummary", "Scenario", "__version__",
+           "load_catalog", "plan_run", "run_benchmark"]

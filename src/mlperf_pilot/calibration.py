@@ -12,13 +12,16 @@ run whose samples failed (:func:`not_rerunnable`).
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 
 from mlperf_pilot.config import Scenario
 from mlperf_pilot.errors import ConfigError, StoreError
+from mlperf_pilot.loadgen.logs import LoadGenResult
 from mlperf_pilot.storage import disk_full_error, is_disk_full, write_text_atomic
 
 DEFAULT_TARGETS_FILE = Path("mlperf-pilot-targets.yaml")
@@ -130,17 +133,31 @@ def _check_levels(path: Path, data: dict[str, Any], levels: tuple[str, ...],
         _check_levels(path, value, levels[1:], where, fix)
 
 
-def target_from_find(scenario: Scenario, loadgen: dict[str, Any]) -> dict[str, Any]:
-    """The target a find run supports, with the margin valid runs use."""
+def _parsed(loadgen: LoadGenResult | Mapping[str, Any] | None) -> LoadGenResult | None:
+    """The LoadGenResult of a record: as it is, None (no result: the run failed before
+    LoadGen logged one), or a dict of one (records written before it was typed; an empty
+    dict, ``record.loadgen or {}``, is None)."""
+    if loadgen is None or isinstance(loadgen, LoadGenResult):
+        return loadgen
+    return LoadGenResult.model_validate(loadgen) if loadgen else None
+
+
+def target_from_find(scenario: Scenario,
+                     loadgen: LoadGenResult | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The target a find run supports, with the margin valid runs use ({} when the run
+    measured nothing to go by)."""
+    result = _parsed(loadgen)
+    if result is None:
+        return {}
     if scenario is Scenario.OFFLINE:
-        value = loadgen.get("samples_per_second")
+        value = result.samples_per_second
         return {"target_qps": round(value * OFFLINE_MARGIN, 3)} if value else {}
     if scenario is Scenario.SERVER:
-        value = loadgen.get("completed_samples_per_sec")
+        value = result.completed_samples_per_sec
         return {"target_qps": round(value * SERVER_MARGIN, 3)} if value else {}
-    key = "early_stopping_latency_ss_ns" if scenario is Scenario.SINGLE_STREAM else \
-        "early_stopping_latency_ms_ns"
-    value = loadgen.get(key) or loadgen.get("latency_percentiles_ns", {}).get("90.00")
+    estimate = result.early_stopping_latency_ss_ns if scenario is Scenario.SINGLE_STREAM \
+        else result.early_stopping_latency_ms_ns
+    value = estimate or result.latency_percentiles_ns.get("90.00")
     return {"target_latency_ms": round(value / 1e6 * LATENCY_MARGIN, 4)} if value else {}
 
 
@@ -160,34 +177,35 @@ def not_rerunnable(samples_failed: int, errors: dict[str, int], reasons: list[st
     return None
 
 
-def adjust(scenario: Scenario, loadgen: dict[str, Any], used: dict[str, Any]
-           ) -> tuple[dict[str, Any], str] | None:
+def adjust(scenario: Scenario, loadgen: LoadGenResult | Mapping[str, Any] | None,
+           used: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
     """After an INVALID valid run: (new target, the failed constraint and the rule), or
-    None when changing the target cannot help."""
-    if loadgen.get("valid") is not False:
+    None when changing the target cannot help (or LoadGen gave no verdict)."""
+    result = _parsed(loadgen)
+    if result is None or result.valid is not False:
         return None
-    duration_failed = loadgen.get("min_duration_met") is False
-    latency_failed = loadgen.get("performance_constraints_met") is False or (
-        loadgen.get("early_stopping_met") is False)
+    duration_failed = result.min_duration_met is False
+    latency_failed = result.performance_constraints_met is False or (
+        result.early_stopping_met is False)
     if scenario is Scenario.OFFLINE and duration_failed:
-        measured = loadgen.get("samples_per_second") or used.get("target_qps")
+        measured = result.samples_per_second or used.get("target_qps")
         if measured:
             # the query must last min_duration: scale the target by how short it fell
-            wanted = float((loadgen.get("effective_settings") or {}).get("min_duration_ms") or 0)
-            lasted = float(loadgen.get("duration_ms") or 0)
+            wanted = float(result.effective_settings.get("min_duration_ms") or 0)
+            lasted = float(result.duration_ms or 0)
             scaled = (used.get("target_qps") or 0) * (wanted / lasted if lasted else 1.0)
             qps = max(measured, scaled) * OFFLINE_RERUN_RAISE
             return ({"target_qps": round(qps, 3)},
                     "Offline finished before the minimum duration: asking for more samples "
                     f"(target_qps {qps:.4g}, {OFFLINE_RERUN_RAISE}x the measured rate)")
     if scenario is Scenario.SERVER and (latency_failed or duration_failed):
-        current = used.get("target_qps") or loadgen.get("completed_samples_per_sec")
+        current = used.get("target_qps") or result.completed_samples_per_sec
         if current:
             return ({"target_qps": round(current * RERUN_STEP, 3)},
                     "Server missed its latency bound or early stopping: lowering target_qps "
                     f"to {current * RERUN_STEP:.4g}")
     if scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM) and (
-            duration_failed or loadgen.get("early_stopping_met") is False):
+            duration_failed or result.early_stopping_met is False):
         latency = used.get("target_latency_ms")
         if latency:
             return ({"target_latency_ms": round(latency * RERUN_STEP, 4)},
@@ -195,3 +213,58 @@ def adjust(scenario: Scenario, loadgen: dict[str, Any], used: dict[str, Any]
                     f"expecting a lower latency ({latency * RERUN_STEP:.4g} ms) so LoadGen "
                     "generates more")
     return None
+
+
+# ----------------------------------------------------------------------- bisection
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Probe(Generic[T]):
+    """One value tried: what the probe returned for it, and whether that passed."""
+
+    value: float
+    outcome: T
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Bisection(Generic[T]):
+    """Every probe of a :func:`bisect_target` search, in the order they ran."""
+
+    probes: tuple[Probe[T], ...]
+
+    @property
+    def best(self) -> Probe[T] | None:
+        """The probe of the highest value that passed, or None when none did."""
+        passed = [p for p in self.probes if p.passed]
+        return max(passed, key=lambda p: p.value) if passed else None
+
+    @property
+    def last(self) -> Probe[T] | None:
+        """The last probe run (None when there were no steps)."""
+        return self.probes[-1] if self.probes else None
+
+
+def bisect_target(probe: Callable[[float], T], low: float, high: float, steps: int, *,
+                  passed: Callable[[T], bool] = bool) -> Bisection[T]:
+    """Search the highest target that passes (the Server QPS that runs VALID) between
+    ``low`` and ``high``: ``steps`` probes, each of the midpoint of what is left; a pass
+    searches above it, a failure below. ``probe(value)`` runs the value; ``passed``
+    says whether its outcome passed (by default the outcome's truth, for a probe that
+    returns a bool). Neither bound is probed itself."""
+    if steps < 0 or not low <= high:
+        raise ValueError(f"bisect_target needs low <= high and steps >= 0, not "
+                         f"{low}..{high} in {steps} steps")
+    probes: list[Probe[T]] = []
+    for _ in range(steps):
+        value = (low + high) / 2
+        outcome = probe(value)
+        ok = bool(passed(outcome))
+        probes.append(Probe(value, outcome, ok))
+        if ok:
+            low = value
+        else:
+            high = value
+    return Bisection(tuple(probes))

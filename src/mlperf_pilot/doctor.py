@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlperf_pilot.backends import backend_class, backend_names
+from mlperf_pilot.errors import ConfigError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LOW_SPACE_GIB = 5.0
@@ -62,7 +63,11 @@ def check_loadgen() -> list[Finding]:
 def check_backends() -> list[Finding]:
     found = []
     for name in backend_names():
-        cls = backend_class(name)
+        try:
+            cls = backend_class(name)
+        except ConfigError as exc:  # another package's entry point that does not load
+            found.append(Finding("backend", name, FAIL, exc.message, exc.hint or ""))
+            continue
         install = (f"pip install 'mlperf-pilot[{cls.extra}]'" if cls.extra
                    else "reinstall mlperf-pilot (a core dependency)")
         if not cls.is_installed():

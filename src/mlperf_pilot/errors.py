@@ -8,6 +8,8 @@
     │   └── DeviceUnavailableError   the device asked for cannot be used         (exit 2)
     ├── MissingDependencyError       an optional package is not installed        (exit 2)
     ├── AssetError                   download, checksum, cache, conversion       (exit 1)
+    │   ├── ChecksumError            a file's checksum or size is not the pinned one
+    │   └── UnverifiedDownloadError  nothing could prove a download right: refused
     ├── DatasetError                 a data set cannot be used                    (exit 1)
     │   └── DatasetInputError        malformed list file, annotations, images    (exit 2)
     ├── BackendError                 model load or inference failed              (exit 1)
@@ -88,6 +90,17 @@ class MissingDependencyError(MlperfPilotError):
 
 class AssetError(MlperfPilotError):
     """A model or data file could not be fetched, verified, cached or converted."""
+
+
+class ChecksumError(AssetError):
+    """A file is not the one expected: its checksum (sha256, sha384, md5) or its size
+    differs from the one pinned (by a card, the user, or the cache when it was made).
+    A model download stops at it instead of trying the card's next mirror."""
+
+
+class UnverifiedDownloadError(AssetError):
+    """A download was refused because nothing could prove its bytes right: no checksum
+    and plain http, or a body that does not say how long it is."""
 
 
 class DatasetError(MlperfPilotError):

@@ -5,11 +5,11 @@ test process) is in progress, and the previous ones come back afterwards.
 
 - The ``mlperf-pilot`` process (:func:`raising_on_signals`, set by the CLI around a
   run): SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
-- While a test process runs (:class:`ForwardToChild`, set by ``launch.run_in_child``):
+- While a test process runs (:class:`ForwardToChild`, set by ``engine.launch.run_in_child``):
   the signal is forwarded to the child, which writes its record and exits; the parent
   waits for it (at most ``GRACE_S``, then kills it) and raises :class:`Interrupted`
   carrying that record. A second signal kills the child at once.
-- The test process itself (``testproc``) runs LoadGen in a thread so that its main
+- The test process itself (``engine.child``) runs LoadGen in a thread so that its main
   thread can take the signal while LoadGen blocks, and marks its record.
 
 The exit code is the shell's for a process stopped by the signal: 128 + its number

@@ -168,9 +168,9 @@ def check_run(spec: RunSpec, *, system: str, model: str, recipe: PreprocessSpec,
         targets.load()
 
     cores = usable_cores()
-    layouts = sorted({spec.sut.layout(s.value, cores, parallel=parallel)
+    layouts = sorted({spec.sut.layout(s, cores, parallel=parallel)
                       for s in spec.scenarios})
-    check_threads(threads=spec.sut.threads, workers=spec.sut.workers, layouts=layouts,
+    check_threads(threads=getattr(spec.sut, "threads", 0), workers=spec.sut.workers, layouts=layouts,
                   preprocess_workers=spec.preprocess_workers, cores=cores)
     try:
         shape = recipe.sample_shape

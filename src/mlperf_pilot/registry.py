@@ -6,10 +6,13 @@ A :class:`Registry` maps a short name (the ``kind`` or name a config uses) to a
 unused plugin never loads its framework. A registry with an entry-point ``group``
 (``mlperf_pilot.backends``, ``mlperf_pilot.suts``) also lists the entry points of
 other installed packages, so a vendor adds a runtime by publishing a package, without
-forking. Plugins registered in code (``register``) win over entry points, which win
-over nothing: a built-in name cannot be shadowed by an installed package. An unknown
-name is always an :class:`~mlperf_pilot.errors.UnknownPluginError` listing the valid
-ones.
+forking. Plugins registered in code (``register``) win over built-ins, which win over
+entry points: a built-in name cannot be shadowed by an installed package (its entry
+point of that name is ignored). When two packages offer one name, the first on
+``sys.path`` wins. An unknown name is always an
+:class:`~mlperf_pilot.errors.UnknownPluginError` listing the valid ones; an entry point
+that cannot be loaded is a one-line :class:`~mlperf_pilot.errors.ConfigError` naming
+its package.
 """
 
 from __future__ import annotations
@@ -54,9 +57,7 @@ class Registry(Generic[T]):
         """Every name, sorted, with where it comes from."""
         found: dict[str, Entry] = {}
         for name, ep in self._discovered().items():
-            dist = getattr(ep, "dist", None)
-            where = f"entry point of {dist.name}" if dist is not None else "entry point"
-            found[name] = Entry(name, ep.value, where)
+            found[name] = Entry(name, ep.value, f"entry point of {_dist_name(ep)}")
         for name, target in self._builtin.items():
             found[name] = Entry(name, target, BUILTIN)
         for name, obj in self._registered.items():
@@ -93,11 +94,12 @@ class Registry(Generic[T]):
                 raise self.unknown(name)
             try:
                 plugin = ep.load()
-            except Exception as exc:
+            except Exception as exc:  # anything a third-party module raises on import
+                dist = _dist_name(ep)
                 raise ConfigError(
-                    f"the {self.kind} {name!r} from entry point {ep.value} cannot be "
-                    f"loaded: {type(exc).__name__}: {exc}",
-                    hint="reinstall the package that provides it, or uninstall it",
+                    f"the {self.kind} {name!r} (entry point {ep.value} of {dist}) cannot "
+                    f"be loaded: {type(exc).__name__}: {_first_line(exc)}",
+                    hint=f"reinstall {dist}, or uninstall it",
                 ) from exc
         self._loaded[name] = plugin
         return plugin
@@ -118,6 +120,7 @@ class Registry(Generic[T]):
 
     def refresh(self) -> None:
         """Forget discovered entry points (after packages were installed)."""
+        importlib.invalidate_caches()
         self._entry_points = None
         self._loaded = {k: v for k, v in self._loaded.items() if k in self._builtin}
 
@@ -125,11 +128,23 @@ class Registry(Generic[T]):
         if self.group is None:
             return {}
         if self._entry_points is None:
-            self._entry_points = {
-                ep.name: ep for ep in importlib.metadata.entry_points(group=self.group)
-                if ep.name not in self._builtin
-            }
+            found: dict[str, importlib.metadata.EntryPoint] = {}
+            for ep in importlib.metadata.entry_points(group=self.group):  # sys.path order
+                if ep.name not in self._builtin and ep.name not in found:
+                    found[ep.name] = ep
+            self._entry_points = found
         return self._entry_points
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    name = dist.metadata["Name"] if dist is not None and dist.metadata is not None else None
+    return name or "an unnamed package"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 def _import(target: str, kind: str, name: str) -> Any:

@@ -135,5 +135,9 @@ ALL_SCENARIOS: tuple[Scenario, ...] = (
     Scenario.OFFLINE,
 )
 
-__all__ = ["ALL_SCENARIOS", "ComplianceStatus", "Device", "ExecutionMode", "Mode",
-           "RunStatus", "Scenario", "Severity"]
+# the compliance tests this tool runs (a round may require others: they are reported as
+# not run); `compliance_tests` settings and `mlperf-pilot compliance TESTS` take these
+COMPLIANCE_TESTS: tuple[str, ...] = ("TEST01", "TEST04", "TEST05")
+
+__all__ = ["ALL_SCENARIOS", "COMPLIANCE_TESTS", "ComplianceStatus", "Device",
+           "ExecutionMode", "Mode", "RunStatus", "Scenario", "Severity"]

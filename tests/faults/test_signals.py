@@ -52,13 +52,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _test_process(pid: int) -> int | None:
-    """The PID of the mlperf_pilot.testproc child of pid, if one runs now."""
+    """The PID of the mlperf_pilot.engine.child child of pid, if one runs now."""
     for child in _children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"mlperf_pilot.testproc" in cmdline:
+        if b"mlperf_pilot.engine.child" in cmdline:
             return child
     return None
 

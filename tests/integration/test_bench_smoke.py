@@ -7,11 +7,15 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import backend_models as bm
 from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.bench.report import render_markdown
-from mlperf_pilot.bench.suite import run_suite
+from mlperf_pilot.bench.suite import BenchContext, Budget, run_suite
+from mlperf_pilot.catalog import Catalog, load_catalog
+from mlperf_pilot.catalog.cards import ModelCard
 from mlperf_pilot.cli.main import main
 
 pytestmark = [
@@ -55,3 +59,34 @@ def test_bench_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert figures["quick"] is True and figures["preprocess"]["images"] == 32
     assert "Preprocessing 32 photos" in capsys.readouterr().out
     assert main(["bench", "nonsense"]) == 2
+
+
+def test_the_raw_loop_loads_a_card_as_a_run_does(tmp_path: Path) -> None:
+    """The bench loads its reference model through the same load_model as a run: a card
+    whose format carries backend options (a whole pickled torch module) loads in the
+    raw loop too (the bench's own copy once dropped the options and failed)."""
+    packaged = load_catalog()
+    data = packaged.model("efficientnet-lite0-demo").model_dump(mode="json")
+    onnx = next(f for f in data["formats"] if f["id"] == "onnx")
+    data["formats"] = [{
+        "id": "pickled", "format": "pytorch", "file_name": "tiny.pth",
+        "options": {"pickled": True}, **{k: onnx[k] for k in ("inputs", "outputs",
+                                                              "preprocess", "postprocess")},
+    }]
+    data.update(default_format="pickled", default_backend="pytorch")
+    card = ModelCard.model_validate(data)
+    catalog = Catalog(models={card.name: card},
+                      datasets={d.name: d for d in packaged.datasets},
+                      recipes={"imagenet-efficientnet-lite": packaged.recipe(
+                          "imagenet-efficientnet-lite")})
+    cache = AssetCache(tmp_path / "cache")
+    cache.add_external("model", card.name, bm.write_pickled(tmp_path / "tiny.pth"))
+    ctx = BenchContext(cache, tmp_path / "work", Budget.of(True), catalog=catalog)
+    backend = ctx.backend(card.name, threads=1)
+    try:
+        batch = np.zeros((2, 3, 224, 224), np.float32)
+        np.testing.assert_allclose(backend.predict(batch)[0], bm.reference_logits(batch),
+                                   rtol=1e-4, atol=1e-4)
+        assert "pickled module" in backend.device_in_use
+    finally:
+        backend.close()

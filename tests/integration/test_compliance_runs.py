@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from mlperf_pilot.engine import resolve_spec, run_benchmark
 from mlperf_pilot.loadgen.logs import parse_detail, read_result
-from mlperf_pilot.runner import resolve_spec, run_benchmark
+from mlperf_pilot.vocab import ComplianceStatus, Mode, RunStatus
 
 
 def _spec(**layer: object):
@@ -96,7 +97,7 @@ def test_compliance_without_the_runs_it_needs(colour_imagenet: Path, resnet50_mo
                                   scenarios=["Offline"], modes=[], results_dir=tmp_path,
                                   compliance=True))
     assert not summary.ok
-    assert all(c.status == "FAIL" for c in summary.compliance)
+    assert all(c.status is ComplianceStatus.FAIL for c in summary.compliance)
     assert any("performance run" in r for c in summary.compliance for r in c.reasons)
 
 
@@ -108,8 +109,9 @@ def test_a_stray_audit_config_in_the_working_folder_is_ignored(
     summary = run_benchmark(_spec(model_path=resnet50_model, dataset_path=colour_imagenet,
                                   scenarios=["Offline"], modes=["performance"],
                                   results_dir=tmp_path / "r"))
-    assert not summary.records[0].loadgen["audit_config_found"]
-    assert summary.records[0].loadgen["mode"] == "PerformanceOnly"
+    loadgen = summary.records[0].loadgen
+    assert loadgen is not None and not loadgen.audit_config_found
+    assert loadgen.mode == "PerformanceOnly" and loadgen.run_mode is Mode.PERFORMANCE
 
 
 def test_find_then_valid_with_a_rerun(colour_imagenet: Path, resnet50_model: Path,
@@ -131,7 +133,7 @@ def test_find_then_valid_with_a_rerun(colour_imagenet: Path, resnet50_model: Pat
                                 execution_mode="valid", max_reruns=3,
                                 loadgen={"min_duration_ms": 400, "min_query_count": 1}))
     (record,) = valid.records
-    assert record.status == "VALID", (record.reasons, valid.notes)
+    assert record.status is RunStatus.VALID, (record.reasons, valid.notes)
     assert any("rerun 1" in note for note in valid.notes)
     kept = tmp_path / "r/onnxruntime-cpu/resnet50/Offline/.attempts/performance-1"
     assert (kept / "mlperf_log_detail.txt").is_file()

@@ -109,7 +109,7 @@ def test_demo_detector_builds_and_finds_the_objects(tmp_path: Path) -> None:
     project's boxes: the real mAP (37.729% with all 12 photos, see README)."""
     import json
 
-    from mlperf_pilot.runner import resolve_spec, run_benchmark
+    from mlperf_pilot.engine import resolve_spec, run_benchmark
 
     card = load_catalog().dataset("demo-coco")
     demo = build_demo_set(card, AssetCache(tmp_path / "cache"))
@@ -144,7 +144,7 @@ def test_demo_model_runs_on_every_backend_with_the_same_accuracy(tmp_path: Path)
     """`run --backend X` on the demo: the card's formats are built or converted once
     (TorchScript, Keras port → SavedModel → TFLite, ONNX → OpenVINO IR), each checked
     against its source, and every backend scores the same top-1."""
-    from mlperf_pilot.runner import resolve_spec, run_benchmark
+    from mlperf_pilot.engine import resolve_spec, run_benchmark
 
     texts = {}
     for backend in ("onnxruntime", "pytorch", "tensorflow", "tflite", "openvino", "opencv"):

@@ -15,7 +15,7 @@ import pytest
 from builders import make_coco_folder, make_detection_oracle
 from mlperf_pilot.catalog.loader import load_catalog
 from mlperf_pilot.cli.main import main
-from mlperf_pilot.runner import resolve_spec, run_benchmark
+from mlperf_pilot.engine import resolve_spec, run_benchmark
 
 CATALOG = load_catalog()
 

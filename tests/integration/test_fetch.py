@@ -17,7 +17,7 @@ from mlperf_pilot.assets.fetch import Digests, download, file_digests, verify_fi
 from mlperf_pilot.assets.models import resolve_model
 from mlperf_pilot.catalog.cards import ModelCard
 from mlperf_pilot.catalog.loader import load_catalog
-from mlperf_pilot.errors import AssetError
+from mlperf_pilot.errors import AssetError, ChecksumError, UnverifiedDownloadError
 
 SIZE = 300_000
 FAST = {"backoff_s": 0.01}
@@ -199,7 +199,7 @@ def test_wrong_sha256_deletes_everything_and_names_both_hashes(
     server = http_file_server(root)
     dest = tmp_path / "model.onnx"
     wrong = "0" * 64
-    with pytest.raises(AssetError) as info:
+    with pytest.raises(ChecksumError) as info:
         download(server.url("model.onnx"), dest, sha256=wrong)
     message = info.value.message
     assert "model.onnx" in message and wrong in message and sha256(data) in message
@@ -236,7 +236,7 @@ def test_file_url_is_copied_and_verified(served, tmp_path: Path) -> None:
     digests = download(url, dest, sha256=sha256(data), md5=md5(data))
     assert dest.read_bytes() == data and digests.size == SIZE
     bad = tmp_path / "bad.onnx"
-    with pytest.raises(AssetError, match="checksum mismatch"):
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
         download(url, bad, sha256="1" * 64)
     assert not bad.exists() and not part_of(bad).exists()
     with pytest.raises(AssetError, match="does not exist"):
@@ -296,7 +296,7 @@ def test_verify_file(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
     assert verify_file(path, md5=md5(b"abc").upper()).size == 3
-    with pytest.raises(AssetError) as info:
+    with pytest.raises(ChecksumError) as info:
         verify_file(path, sha256="1" * 64, name="weights.bin", delete_on_mismatch=False)
     assert info.value.message == (
         f"checksum mismatch for weights.bin: expected sha256 {'1' * 64}, got {sha256(b'abc')}")
@@ -316,11 +316,11 @@ def test_file_digests_of_a_file_bigger_than_a_chunk(tmp_path: Path) -> None:
                                          hashlib.sha384(data).hexdigest())
 
 
-def _card_with_url(url: str, checksum: str) -> ModelCard:
+def _card_with_url(url: str | list[str], checksum: str) -> ModelCard:
     card = load_catalog().model("resnet50")
     data = card.model_dump(mode="json")
     fmt = next(f for f in data["formats"] if f["id"] == "onnx-opset11")
-    fmt["urls"] = [url]
+    fmt["urls"] = [url] if isinstance(url, str) else url
     fmt["md5"] = checksum
     data["formats"] = [fmt]
     return ModelCard.model_validate(data)
@@ -346,8 +346,30 @@ def test_model_download_with_wrong_checksum_leaves_no_entry(http_file_server: St
     server = http_file_server(root)
     card = _card_with_url(server.url("model.onnx"), "f" * 32)
     cache = AssetCache(tmp_path / "cache")
-    with pytest.raises(AssetError, match=r"checksum mismatch for resnet50_v1\.onnx"):
+    with pytest.raises(ChecksumError, match=r"checksum mismatch for resnet50_v1\.onnx"):
         resolve_model(card, card.formats[0], None, cache)
+    assert cache.entries() == []
+
+
+def test_a_failing_mirror_falls_through_but_a_wrong_file_stops(
+        http_file_server: StartServer, served, tmp_path: Path) -> None:
+    """A mirror that cannot serve (404) is skipped for the next; a mirror serving other
+    bytes than the card pins ends the download with the ChecksumError (by its type: the
+    mirrors after it are not asked)."""
+    root, data = served
+    (root / "other.onnx").write_bytes(os.urandom(SIZE))
+    server = http_file_server(root)
+    missing, wrong, good = (server.url(n) for n in ("missing.onnx", "other.onnx", "model.onnx"))
+    card = _card_with_url([missing, good], md5(data))
+    resolved = resolve_model(card, card.formats[0], None, AssetCache(tmp_path / "cache-a"))
+    assert resolved.path.read_bytes() == data
+    assert [r["path"] for r in server.requests()] == ["/missing.onnx", "/model.onnx"]
+    card = _card_with_url([missing, wrong, good], md5(data))
+    cache = AssetCache(tmp_path / "cache-b")
+    with pytest.raises(ChecksumError, match="checksum mismatch for resnet50_v1\\.onnx") as info:
+        resolve_model(card, card.formats[0], None, cache)
+    assert info.value.exit_code == 1 and isinstance(info.value, AssetError)
+    assert [r["path"] for r in server.requests()][2:] == ["/missing.onnx", "/other.onnx"]
     assert cache.entries() == []
 
 
@@ -359,7 +381,7 @@ def test_a_body_without_length_or_checksum_is_refused(http_file_server: StartSer
     root, _ = served
     server = http_file_server(root, "--no-length", "--drop-after", "100000")
     dest = tmp_path / "model.onnx"
-    with pytest.raises(AssetError, match="does not say how long") as info:
+    with pytest.raises(UnverifiedDownloadError, match="does not say how long") as info:
         _download_https_like(server.url("model.onnx"), dest)
     assert "--allow-unverified-download" in info.value.hint
     assert not dest.exists() and not part_of(dest).exists()
@@ -384,7 +406,7 @@ def test_a_truncated_lengthless_body_with_a_checksum_is_deleted(
     root, data = served
     server = http_file_server(root, "--no-length", "--drop-after", "100000")
     dest = tmp_path / "model.onnx"
-    with pytest.raises(AssetError, match="checksum mismatch"):
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
         download(server.url("model.onnx"), dest, sha256=sha256(data), **FAST)
     assert not dest.exists() and not part_of(dest).exists()
 
@@ -394,7 +416,7 @@ def test_a_pinned_size_catches_a_lengthless_truncation(http_file_server: StartSe
     root, _ = served
     server = http_file_server(root, "--no-length", "--drop-after", "100000")
     dest = tmp_path / "model.onnx"
-    with pytest.raises(AssetError, match=f"has 100000 bytes, expected {SIZE}"):
+    with pytest.raises(ChecksumError, match=f"has 100000 bytes, expected {SIZE}"):
         _download_https_like(server.url("model.onnx"), dest, size=SIZE)
     assert not dest.exists() and not part_of(dest).exists()
 
@@ -413,7 +435,7 @@ def test_plain_http_without_checksum_is_refused_before_any_request(
     root, data = served
     server = http_file_server(root)
     dest = tmp_path / "model.onnx"
-    with pytest.raises(AssetError, match="plain http and no checksum") as info:
+    with pytest.raises(UnverifiedDownloadError, match="plain http and no checksum") as info:
         download(server.url("model.onnx"), dest, **FAST)
     assert "model_sha256" in info.value.hint and "--allow-unverified-download" in info.value.hint
     assert server.requests() == [] and not dest.exists()
@@ -439,6 +461,6 @@ def test_sha384_and_size_are_verified(http_file_server: StartServer, served,
     good = download(server.url("model.onnx"), tmp_path / "a.onnx",
                     sha384=hashlib.sha384(data).hexdigest(), size=SIZE)
     assert good.sha384 == hashlib.sha384(data).hexdigest()
-    with pytest.raises(AssetError, match="expected sha384"):
+    with pytest.raises(ChecksumError, match="expected sha384"):
         download(server.url("model.onnx"), tmp_path / "b.onnx", sha384="0" * 96)
     assert not (tmp_path / "b.onnx").exists()

@@ -105,7 +105,7 @@ def test_every_mutation(tmp_path: Path, round_name: str) -> None:
 
 
 def test_generated_open_tree_from_real_runs(tmp_path: Path, logits_model: Path) -> None:
-    from mlperf_pilot.runner import resolve_spec, run_benchmark
+    from mlperf_pilot.engine import resolve_spec, run_benchmark
     from mlperf_pilot.submission.generate import GenerateOptions, generate_submission
 
     data = tmp_path / "data"

@@ -122,7 +122,7 @@ def test_a_damaged_model_entry_is_rebuilt(tmp_path: Path, damage: str) -> None:
 
 def test_a_changed_registered_model_is_refused_naming_the_commands(tmp_path: Path) -> None:
     from mlperf_pilot.assets.cache import AssetCache
-    from mlperf_pilot.errors import AssetError
+    from mlperf_pilot.errors import ChecksumError
 
     cache = AssetCache(tmp_path / "cache")
     mine = tmp_path / "mine.onnx"
@@ -130,7 +130,7 @@ def test_a_changed_registered_model_is_refused_naming_the_commands(tmp_path: Pat
     cache.add_external("model", "resnet50", mine)
     assert cache.find_external("model", "resnet50").target == mine
     mine.write_bytes(b"b" * 50)
-    with pytest.raises(AssetError) as info:
+    with pytest.raises(ChecksumError) as info:
         cache.find_external("model", "resnet50")
     assert "sha256" in info.value.message and str(mine) in info.value.message
     assert "mlperf-pilot cache add resnet50" in info.value.hint

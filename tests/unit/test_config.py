@@ -7,16 +7,16 @@ import pytest
 from mlperf_pilot.config import (
     ALL_SCENARIOS,
     Device,
+    LocalSutConfig,
     Mode,
     RunSpec,
     Scenario,
-    LocalSutConfig,
     build_run_spec,
     load_config_file,
     parse_set_option,
 )
 from mlperf_pilot.errors import EXIT_USAGE, ConfigError, UnknownPluginError
-from mlperf_pilot.runner import resolve_spec
+from mlperf_pilot.engine import resolve_spec
 
 
 def test_scenarios_accept_all_lists_and_any_case() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,8 @@ from mlperf_pilot.accuracy import GroundTruth, compute_accuracy
 from mlperf_pilot.accuracy.coco import coco_map
 from mlperf_pilot.catalog.cards import PostprocessSpec, ResizeSpec
 from mlperf_pilot.datasets.coco import load_coco
-from mlperf_pilot.datasets.preprocess import letterbox_geometry
 from mlperf_pilot.decoders import create_decoder
-from mlperf_pilot.decoders.base import Geometry
+from mlperf_pilot.decoders.base import Geometry, letterbox_geometry
 from mlperf_pilot.decoders.detection import COCO80_TO_91, batched_nms
 from mlperf_pilot.errors import AccuracyError, DatasetError
 
@@ -100,6 +101,56 @@ def test_yolo_head_letterbox_boxes_map_back_to_the_image() -> None:
     np.testing.assert_allclose(rows[0, 1:5], [y1 / 300, x1 / 600, y2 / 300, x2 / 600],
                                atol=1e-5)
     assert rows[0, 6] == 3.0
+
+
+@pytest.mark.parametrize("height, width", [(300, 600), (600, 300), (480, 640), (7, 5)])
+def test_letterbox_geometry_is_where_the_preprocessing_puts_the_image(height: int,
+                                                                      width: int) -> None:
+    """The decoders' pure letterbox arithmetic agrees with the image the preprocessing
+    letterboxes (white image on the grey pad: its first row and column)."""
+    from mlperf_pilot.datasets.preprocess import resize
+
+    spec = ResizeSpec(mode="letterbox", size=(64, 64))
+    out = resize(np.full((height, width, 3), 255, np.uint8), spec, "pillow")
+    ratio, top, left = letterbox_geometry(height, width, spec)
+    rows, cols = np.nonzero(out[..., 0] == 255)
+    assert (rows.min(), cols.min()) == (top, left)
+    assert (rows.max() - top + 1, cols.max() - left + 1) == (round(height * ratio),
+                                                             round(width * ratio))
+
+
+_DECODE_ONLY = """
+import sys
+import numpy as np
+import mlperf_pilot.decoders
+import mlperf_pilot.decoders.classification
+import mlperf_pilot.decoders.detection
+from mlperf_pilot.catalog.cards import PostprocessSpec, ResizeSpec
+from mlperf_pilot.decoders import create_decoder
+from mlperf_pilot.decoders.base import Geometry
+
+spec = PostprocessSpec(kind="yolo", outputs=("output0",), box_order="cxcywh",
+                       boxes_normalized=False, class_map="coco80", score_threshold=0.25)
+letterbox = ResizeSpec(mode="letterbox", size=(64, 64))
+decoder = create_decoder(spec, Geometry((64, 64), np.array([[30, 60]]), letterbox))
+head = np.zeros((1, 84, 1), np.float32)
+head[0, :4, 0] = 32, 32, 10, 10
+head[0, 6, 0] = 0.9
+assert decoder.decode([head], np.array([0])).sizes == [28]
+loaded = sorted(m for m in ("PIL", "cv2", "mlperf_pilot.datasets.preprocess")
+                if m in sys.modules)
+print("loaded:", loaded)
+"""
+
+
+def test_decoding_loads_no_image_library() -> None:
+    """A process that only decodes (a function handler behind a network SUT) never
+    imports Pillow, OpenCV or the image preprocessing: a letterboxed YOLO decode in a
+    fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", _DECODE_ONLY], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "loaded: []"
 
 
 def test_no_candidate_is_an_empty_response() -> None:

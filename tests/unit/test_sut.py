@@ -181,3 +181,19 @@ def test_failure_reasons_keep_nan_and_errors_apart() -> None:
     assert stats.reasons() == ["2 sample(s) answered NaN",
                                "3 sample(s) failed: ValueError: negative input"]
     assert SutStats().reasons() == []
+
+
+def test_the_local_sut_is_a_batching_sut_that_describes_its_backend() -> None:
+    from mlperf_pilot.sut.base import BatchingSut, Sut
+    from mlperf_pilot.sut.local import BackendPredictor
+
+    sut, backend, _ = make_sut(np.ones((2, 1), np.float32), max_batch_size=4, workers=2)
+    assert isinstance(sut, BatchingSut) and isinstance(sut, Sut)
+    assert isinstance(sut.predictor, BackendPredictor)
+    # the predictor adds no call of its own: its predict is the backend's bound method
+    assert sut.predictor.predict == backend.predict
+    assert sut.predictor.thread_safe and sut.predictor.fixed_batch_size is None
+    description = sut.describe()
+    assert (description.kind, description.name, description.version,
+            description.device_in_use) == ("local", "sum", None, "numpy")
+    assert description.details["max_batch_size"] == 4 and description.details["workers"] == 2

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from mlperf_pilot.accuracy.base import AccuracyResult, GroundTruth
 from mlperf_pilot.accuracy.log import first_per_sample, read_accuracy_log
-from mlperf_pilot.errors import AccuracyError, DatasetError
+from mlperf_pilot.errors import AccuracyError, ConfigError, DatasetError
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,11 @@ def coco_map(log_path: Path, annotations: Path, *, use_inv_map: bool = False) ->
     text = out.getvalue() + f"mAP={100.0 * stats[0]:.3f}%\n"
     return MapResult(map=stats[0], stats=stats, text=text, images=len(image_ids),
                      detections=len(detections), empty=empty, mismatched=mismatched)
+
+
+def score_map(log_path: Path, truth: GroundTruth) -> AccuracyResult:
+    """The ``mAP`` metric: COCO mAP against the dataset's annotation file."""
+    if truth.annotations is None:
+        raise ConfigError("mAP needs the dataset's annotation file")
+    scored = coco_map(log_path, truth.annotations, use_inv_map=truth.use_inv_map)
+    return AccuracyResult("mAP", scored.percent, scored.text, scored.images, scored.empty)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mlperf_pilot.accuracy.base import AccuracyResult, GroundTruth
 from mlperf_pilot.accuracy.log import first_per_sample, read_accuracy_log
-from mlperf_pilot.errors import AccuracyError
+from mlperf_pilot.errors import AccuracyError, ConfigError
 
 DTYPES = {"float32": np.float32, "int32": np.int32, "int64": np.int64}
 
@@ -56,3 +57,12 @@ def top1(log_path: Path, labels: np.ndarray, dtype: str = "float32") -> Top1Resu
         if int(values[0]) == int(labels[qsl_idx]):
             good += 1
     return Top1Result(good=good, total=len(samples), empty=empty)
+
+
+def score_top1(log_path: Path, truth: GroundTruth) -> AccuracyResult:
+    """The ``top1`` metric: top-1 against the dataset's labels."""
+    if truth.labels is None:
+        raise ConfigError("top-1 accuracy needs the dataset's labels")
+    result = top1(log_path, truth.labels)
+    return AccuracyResult("top1", result.percent, result.line() + "\n", result.total,
+                          result.empty)

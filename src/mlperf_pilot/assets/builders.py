@@ -21,7 +21,8 @@ import numpy as np
 from mlperf_pilot.assets.cache import BuildResult
 from mlperf_pilot.assets.fetch import verify_file
 from mlperf_pilot.catalog.cards import ModelFormat
-from mlperf_pilot.errors import AssetError, MissingDependencyError, UnknownPluginError
+from mlperf_pilot.errors import AssetError, MissingDependencyError
+from mlperf_pilot.registry import Registry
 
 Builder = Callable[[ModelFormat, Path], BuildResult]
 
@@ -290,17 +291,15 @@ def build_yolov3_tiny_onnx(fmt: ModelFormat, folder: Path) -> BuildResult:
     )
 
 
-BUILDERS: dict[str, Builder] = {
-    "yolov3-tiny-onnx": build_yolov3_tiny_onnx,
-    "efficientnet-lite0-onnx": build_efficientnet_lite0_onnx,
-    "efficientnet-lite0-torchscript": build_efficientnet_lite0_torchscript,
-    "efficientnet-lite0-savedmodel": build_efficientnet_lite0_savedmodel,
-    "resnet50-synthetic-onnx": build_resnet50_synthetic_onnx,
-}
+# the card's build.builder -> "module:function" (folder it writes into -> BuildResult)
+BUILDERS: Registry[Builder] = Registry("model builder", {
+    "yolov3-tiny-onnx": f"{__name__}:build_yolov3_tiny_onnx",
+    "efficientnet-lite0-onnx": f"{__name__}:build_efficientnet_lite0_onnx",
+    "efficientnet-lite0-torchscript": f"{__name__}:build_efficientnet_lite0_torchscript",
+    "efficientnet-lite0-savedmodel": f"{__name__}:build_efficientnet_lite0_savedmodel",
+    "resnet50-synthetic-onnx": f"{__name__}:build_resnet50_synthetic_onnx",
+})
 
 
 def get_builder(name: str) -> Builder:
-    try:
-        return BUILDERS[name]
-    except KeyError:
-        raise UnknownPluginError("model builder", name, BUILDERS) from None
+    return BUILDERS.get(name)

@@ -40,7 +40,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from mlperf_pilot.errors import AssetError
+from mlperf_pilot.errors import AssetError, ChecksumError
 from mlperf_pilot.storage import file_sha256
 
 MANIFEST = "manifest.json"
@@ -184,13 +184,13 @@ class AssetCache:
 
     def find_external(self, kind: str, name: str) -> CacheEntry | None:
         """The registration of ``name`` (``cache add``). A registered file that changed
-        since (size, or sha256 for models) is an AssetError: it is the user's file, so
+        since (size, or sha256 for models) is a ChecksumError: it is the user's file, so
         it cannot be rebuilt, and a silent use would measure something else."""
         for entry in self.entries(kind=kind, name=name):
             if entry.external and entry.is_intact():
                 problem = entry.damage(hashes=kind in HASHED_KINDS)
                 if problem is not None:
-                    raise AssetError(
+                    raise ChecksumError(
                         f"registered {kind} {name} changed since `cache add`: {problem}",
                         hint=f"register it again with `mlperf-pilot cache add {name} "
                         f"{entry.external}`, or drop it with `mlperf-pilot cache clear "

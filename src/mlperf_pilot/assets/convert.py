@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from mlperf_pilot.assets.builders import _require, check_outputs_match
 from mlperf_pilot.assets.cache import BuildResult
 from mlperf_pilot.catalog.cards import ModelFormat
 from mlperf_pilot.errors import AssetError
+from mlperf_pilot.registry import Registry
 
 Converter = Callable[[ModelFormat, Path, Path], BuildResult]
 
@@ -91,10 +91,11 @@ def savedmodel_to_tflite(fmt: ModelFormat, source: Path, folder: Path) -> BuildR
                              "max_abs_diff": worst})
 
 
-CONVERTERS: dict[str, Converter] = {
-    "openvino-ir": onnx_to_openvino_ir,
-    "tflite": savedmodel_to_tflite,
-}
+# the card's convert.tool -> "module:function" (format, source file, folder) -> BuildResult
+CONVERTERS: Registry[Converter] = Registry("model converter", {
+    "openvino-ir": f"{__name__}:onnx_to_openvino_ir",
+    "tflite": f"{__name__}:savedmodel_to_tflite",
+})
 
 
 # bumped when a converter's method changes, so the cache does not keep the old output
@@ -115,5 +116,5 @@ def converter_version(tool: str) -> str:
     return "missing"
 
 
-def get_converter(tool: str) -> Any:
-    return CONVERTERS[tool]
+def get_converter(tool: str) -> Converter:
+    return CONVERTERS.get(tool)

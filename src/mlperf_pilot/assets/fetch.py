@@ -8,9 +8,11 @@ Range) restarts from zero, and a ``416`` means the part is probably complete and
 verified as it is. Transient failures (connection errors, a body cut short, HTTP 5xx
 and 429) are retried with exponential backoff, each retry resuming from what has
 arrived; other HTTP errors fail at once. When a checksum is given and does not match,
-the ``.part`` is deleted and :class:`AssetError` names the expected and the actual
-hash. Success renames the ``.part`` into place atomically. ``file://`` URLs are
-copied with the same hashing and verification, which makes local mirrors easy.
+the ``.part`` is deleted and :class:`~mlperf_pilot.errors.ChecksumError` names the
+expected and the actual hash (or size). A download nothing could verify is refused with
+:class:`~mlperf_pilot.errors.UnverifiedDownloadError`. Success renames the ``.part``
+into place atomically. ``file://`` URLs are copied with the same hashing and
+verification, which makes local mirrors easy.
 
 :func:`verify_file` and :func:`file_digests` check files that are already on disk.
 """
@@ -30,7 +32,7 @@ from typing import BinaryIO
 
 import httpx
 
-from mlperf_pilot.errors import AssetError
+from mlperf_pilot.errors import AssetError, ChecksumError, UnverifiedDownloadError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress, ProgressTask
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ def _raise_on_mismatch(
     if size is not None and digests.size != size:
         if delete:
             path.unlink(missing_ok=True)
-        raise AssetError(
+        raise ChecksumError(
             f"{name or path.name} has {digests.size} bytes, expected {size}",
             hint=_MISMATCH_HINT,
         )
@@ -108,7 +110,7 @@ def _raise_on_mismatch(
         if wanted != actual.lower():
             if delete:
                 path.unlink(missing_ok=True)
-            raise AssetError(
+            raise ChecksumError(
                 f"checksum mismatch for {name or path.name}: expected {algorithm} {wanted}, "
                 f"got {actual}",
                 hint=_MISMATCH_HINT,
@@ -121,9 +123,9 @@ def verify_file(
 ) -> Digests:
     """Hash ``path`` and compare with the checksums given (case-insensitive).
 
-    Raises AssetError when the file is missing or a checksum does not match; the file
-    is deleted on a mismatch when ``delete_on_mismatch``. ``name`` is how the message
-    calls the file (its file name by default).
+    Raises AssetError when the file is missing, ChecksumError when a checksum does not
+    match; the file is deleted on a mismatch when ``delete_on_mismatch``. ``name`` is
+    how the message calls the file (its file name by default).
     """
     path = Path(path)
     if not path.is_file():
@@ -159,7 +161,7 @@ def download(
     Resumes an existing ``<dest>.part``, retries transient failures ``retries`` times
     (waiting ``backoff_s``, then twice as long each time) and verifies ``sha256`` /
     ``sha384`` / ``md5`` and ``size`` when given. Raises AssetError when the file cannot
-    be had or is wrong.
+    be had, ChecksumError when it is wrong.
 
     Without a checksum nothing can prove the bytes right, so: a plain ``http://`` URL
     is refused, a ``.part`` left by an earlier run is not resumed (its bytes may belong
@@ -176,7 +178,7 @@ def download(
                          hint="use an http://, https:// or file:// URL")
     verified = bool(sha256 or sha384 or md5)
     if scheme == "http" and not verified and not allow_unverified:
-        raise AssetError(
+        raise UnverifiedDownloadError(
             f"refusing to download {url}: plain http and no checksum to verify it",
             hint=_UNVERIFIED_HINT,
         )
@@ -277,7 +279,7 @@ def _fetch_once(client: httpx.Client, url: str, part: _PartFile, task: ProgressT
             _raise_for_status(url, response)
             if need_length and not _is_framed(response):
                 part.discard()
-                raise AssetError(
+                raise UnverifiedDownloadError(
                     f"refusing {url}: the server does not say how long the file is and "
                     "no checksum is known, so a connection closed early would look like "
                     "a complete download",

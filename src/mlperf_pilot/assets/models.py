@@ -17,7 +17,7 @@ from mlperf_pilot.assets.builders import get_builder
 from mlperf_pilot.assets.cache import AssetCache, BuildResult
 from mlperf_pilot.assets.fetch import download, file_digests
 from mlperf_pilot.catalog.cards import ModelCard, ModelFormat
-from mlperf_pilot.errors import AssetError, ConfigError
+from mlperf_pilot.errors import AssetError, ChecksumError, ConfigError, UnverifiedDownloadError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 
 _ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip", ".tar.xz", ".tar.bz2")
@@ -140,10 +140,9 @@ def _download(
                     sha384=fmt.sha384, size=fmt.size_bytes,
                     allow_unverified=allow_unverified,
                 )
+            except (ChecksumError, UnverifiedDownloadError):
+                raise  # a wrong file, or a refusal to decide on: said, not skipped
             except AssetError as exc:
-                if "checksum mismatch" in exc.message or exc.message.startswith(
-                        "refusing"):
-                    raise
                 errors.append(exc.message)
                 continue
             if is_archive:

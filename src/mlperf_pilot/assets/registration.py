@@ -13,8 +13,7 @@ from mlperf_pilot.assets.cache import AssetCache, CacheEntry
 from mlperf_pilot.assets.fetch import verify_file
 from mlperf_pilot.assets.models import cache_name
 from mlperf_pilot.catalog import load_catalog
-from mlperf_pilot.datasets.coco import load_coco
-from mlperf_pilot.datasets.imagenet import load_imagenet
+from mlperf_pilot.datasets.layouts import read_dataset
 from mlperf_pilot.errors import AssetError, UnknownPluginError
 
 
@@ -28,13 +27,7 @@ def register(cache: AssetCache, name: str, path: Path, *, verify: bool = True) -
     model_name, _, format_id = name.partition(":")
     dataset_names = {d.name for d in catalog.datasets}
     if name in dataset_names:
-        card = catalog.dataset(name)
-        if card.layout == "imagenet":
-            images = load_imagenet(target, list_file=card.list_file or "val_map.txt", name=name,
-                                   classes=card.classes)
-        else:
-            images = load_coco(target, annotations=card.annotations or "",
-                               image_dir=card.image_dir, name=name)
+        images = read_dataset(catalog.dataset(name), target)
         meta = {"images": len(images)}
         return cache.add_external("dataset", name, target, meta=meta)
     model_names = {m.name for m in catalog.models}

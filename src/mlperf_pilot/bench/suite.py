@@ -26,17 +26,18 @@ import numpy as np
 
 from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.assets.models import resolve_model
-from mlperf_pilot.backends import LoadOptions, create_backend
 from mlperf_pilot.backends.base import Backend
+from mlperf_pilot.backends.load import load_model
 from mlperf_pilot.bench.workload import bench_images, raw_latencies_ms, raw_throughput
-from mlperf_pilot.catalog import load_catalog
+from mlperf_pilot.calibration import bisect_target
+from mlperf_pilot.catalog import Catalog, load_catalog
 from mlperf_pilot.config import LocalSutConfig, deep_merge
 from mlperf_pilot.datasets.imagenet import load_imagenet
 from mlperf_pilot.datasets.prepared import NpyDirDataset, prepare_images, usable_cores
 from mlperf_pilot.errors import ConfigError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.results.records import RunRecord
-from mlperf_pilot.runner import resolve_spec, run_benchmark
+from mlperf_pilot.engine import resolve_spec, run_benchmark
 
 MODELS = ("resnet50-synthetic", "efficientnet-lite0-demo")
 # Server bounds searched besides the card's: on 2 CPU cores one ResNet-50 inference takes
@@ -69,10 +70,12 @@ class Budget:
 
 
 class BenchContext:
-    """Shared state of one suite run: cache, work folder, datasets, the budget."""
+    """Shared state of one suite run: cache, work folder, datasets, the budget. The raw
+    loops read their cards from ``catalog`` (the packaged one by default)."""
 
     def __init__(self, cache: AssetCache, work: Path, budget: Budget,
-                 progress: Progress = NULL_PROGRESS) -> None:
+                 progress: Progress = NULL_PROGRESS, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or load_catalog()
         self.cache = cache
         self.work = work
         self.budget = budget
@@ -84,7 +87,7 @@ class BenchContext:
         """Synthetic photos preprocessed for ``model``'s recipe: (folder, samples)."""
         key = (model, count)
         if key not in self._datasets:
-            catalog = load_catalog()
+            catalog = self.catalog
             fmt = catalog.model(model).format(None)
             folder = bench_images(self.cache, count)
             prepared = prepare_images(load_imagenet(folder), catalog.recipe(fmt.preprocess),
@@ -97,14 +100,13 @@ class BenchContext:
         return np.stack([prepared.read(i) for i in range(prepared.count)])
 
     def backend(self, model: str, threads: int, spin_wait: bool = True) -> Backend:
-        card = load_catalog().model(model)
+        """The card's default backend and format, loaded as a run loads them (the
+        format's options included, on the CPU the pilot runs use)."""
+        card = self.catalog.model(model)
         fmt = card.format(None)
         path = resolve_model(card, fmt, None, self.cache, progress=self.progress).path
-        backend = create_backend(card.default_backend)
-        backend.load(LoadOptions(model_path=path, inputs=fmt.inputs,
-                                 outputs=fmt.postprocess.outputs, threads=threads,
-                                 spin_wait=spin_wait))
-        return backend
+        return load_model(card.default_backend, fmt, path, threads=threads,
+                          spin_wait=spin_wait)
 
     def pilot(self, model: str, scenario: str, count: int, **settings: Any) -> RunRecord:
         """One mlperf-pilot performance run (its own LoadGen process)."""
@@ -123,7 +125,7 @@ class BenchContext:
 
 def _p90_ms(record: RunRecord) -> float:
     assert record.loadgen is not None
-    return float(record.loadgen["latency_percentiles_ns"]["90.00"]) / 1e6
+    return record.loadgen.latency_percentiles_ns["90.00"] / 1e6
 
 
 def offline_efficiency(ctx: BenchContext, model: str) -> dict[str, Any]:
@@ -179,24 +181,21 @@ def singlestream_overhead(ctx: BenchContext, model: str) -> dict[str, Any]:
 
 def server_search(ctx: BenchContext, model: str, low: float, high: float,
                   probes: int, **settings: Any) -> dict[str, Any]:
-    """Bisect the Server target QPS between ``low`` and ``high``; the highest VALID
-    probe wins (None if none was VALID)."""
+    """Bisect the Server target QPS between ``low`` and ``high`` (the bisection of
+    ``--execution-mode find``); the highest VALID probe wins (None if none was VALID)."""
+    def run_at(qps: float) -> RunRecord:
+        return ctx.pilot(model, "Server", ctx.budget.images,
+                         **deep_merge(settings, {"loadgen": {"target_qps": qps}}))
+
+    found = bisect_target(run_at, low, high, probes, passed=lambda record: record.ok)
     tried: list[dict[str, Any]] = []
-    best: float | None = None
-    for _ in range(probes):
-        qps = (low + high) / 2
-        record = ctx.pilot(model, "Server", ctx.budget.images,
-                           **deep_merge(settings, {"loadgen": {"target_qps": qps}}))
-        percentiles = (record.loadgen or {}).get("latency_percentiles_ns", {})
-        tried.append({"target_qps": round(qps, 2), "status": record.status,
+    for probe in found.probes:
+        record = probe.outcome
+        percentiles = record.loadgen.latency_percentiles_ns if record.loadgen else {}
+        tried.append({"target_qps": round(probe.value, 2), "status": record.status,
                       "completed_qps": record.metric_value,
                       "p99_ms": float(percentiles.get("99.00", 0)) / 1e6})
-        if record.status == "VALID":
-            best = qps if best is None else max(best, qps)
-            low = qps
-        else:
-            high = qps
-    return {"peak_valid_qps": best, "probes": tried}
+    return {"peak_valid_qps": found.best.value if found.best else None, "probes": tried}
 
 
 def server_peak(ctx: BenchContext, model: str, latency_ms: int | None = None,
@@ -266,7 +265,7 @@ def harness_ceiling(ctx: BenchContext) -> dict[str, Any]:
     for _ in range(4):  # short runs under-estimate the rate: raise the target until VALID
         offline = ctx.pilot(model, "Offline", ctx.budget.images,
                             **deep_merge(null, {"loadgen": {"target_qps": rate * 1.3}}))
-        if offline.status == "VALID":
+        if offline.ok:
             break
         rate = max(rate * 1.3, offline.metric_value or 0.0)
     server = server_search(ctx, model, low=200, high=20_000,

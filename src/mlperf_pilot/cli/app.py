@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mlperf_pilot import __version__
 from mlperf_pilot.assets.cache import AssetCache
-from mlperf_pilot.config import default_cache_dir
+from mlperf_pilot.config import cache_dir_for
 
 # Tables keep their full width when the output is a file or a pipe (no wrapping at 80).
 _PIPE_WIDTH = 200
@@ -29,7 +29,7 @@ class State:
         self.debug = debug
 
     def cache(self) -> AssetCache:
-        return AssetCache(self.cache_dir or default_cache_dir())
+        return AssetCache(cache_dir_for(None, self.cache_dir))
 
 
 pass_state = click.make_pass_decorator(State)

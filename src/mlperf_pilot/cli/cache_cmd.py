@@ -117,22 +117,24 @@ def _fail_missing_entry(store: AssetCache, name: str) -> None:
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["models", "datasets", "backends"]))
+@click.argument("what", type=click.Choice(["models", "datasets", "backends", "suts"]))
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def list_command(state: State, what: str, as_json: bool) -> None:
-    """Show the catalog, with what is cached and what is installed."""
-    from mlperf_pilot.cli.inventory import backend_rows, dataset_rows, model_rows
+    """Show the catalog, with what is cached and what is installed; the backends and
+    SUT kinds with where each comes from (built-in or another package's entry point)."""
+    from mlperf_pilot.cli.inventory import backend_rows, dataset_rows, model_rows, sut_rows
     from mlperf_pilot.cli.render import simple_table
 
     store = state.cache()
-    builders = {"models": model_rows, "datasets": dataset_rows, "backends": backend_rows}
+    builders = {"models": model_rows, "datasets": dataset_rows, "backends": backend_rows,
+                "suts": sut_rows}
     columns, rows = builders[what](store)
     if as_json:
         table = [dict(zip(columns, r, strict=True)) for r in rows]
         sys.stdout.write(json.dumps(table, indent=2) + "\n")
         return
-    stdout.print(simple_table(what, columns, rows))
+    stdout.print(simple_table("SUT kinds" if what == "suts" else what, columns, rows))
 
 
 # -------------------------------------------------------------------------------- doctor

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlperf_pilot.results.records import RunRecord
+from mlperf_pilot.vocab import ComplianceStatus, RunStatus
 
 
 class RichTask:
@@ -118,13 +119,13 @@ def results_table(records: Sequence[RunRecord]) -> Table:
                    "Status", "Accuracy"):
         table.add_column(column, no_wrap=column not in ("Metric",))
     for record in records:
-        status_style = "green" if record.status == "VALID" else "red"
+        status_style = "green" if record.ok else "red"
         accuracy = (f"{record.accuracy.value:.3f}% {record.accuracy.metric}"
                     if record.accuracy else "-")
         table.add_row(
-            record.model, record.backend, record.device, record.scenario, record.mode,
-            record.metric_name or "-", _metric_text(record),
-            Text(record.status, style=status_style), accuracy,
+            record.model, record.backend, record.device, record.scenario.value,
+            record.mode.value, record.metric_name or "-", _metric_text(record),
+            Text(record.status.value, style=status_style), accuracy,
         )
     return table
 
@@ -147,16 +148,21 @@ def human_size(num_bytes: int) -> str:
     return f"{size:.1f} TiB"
 
 
+_COMPLIANCE_STYLES = {ComplianceStatus.PASS: "green", ComplianceStatus.INDICATIVE: "yellow"}
+
+
 def compliance_table(records: Sequence[Any]) -> Table:
     table = Table(title="compliance tests", title_justify="left")
     for column in ("Scenario", "Test", "Status", "Performance", "Accuracy"):
         table.add_column(column)
     for record in records:
         # INDICATIVE: test mode, only a performance band missed (not a verdict, exit 0)
-        style = {"PASS": "green", "INDICATIVE": "yellow"}.get(record.status, "red")
+        status = ComplianceStatus(record.status)
+        style = _COMPLIANCE_STYLES.get(status, "red")
         perf = _last_line(record.performance_check)
         acc = _last_line(record.accuracy_check)
-        table.add_row(record.scenario, record.test, Text(record.status, style=style), perf, acc)
+        table.add_row(str(record.scenario), record.test, Text(status.value, style=style),
+                      perf, acc)
     return table
 
 
@@ -175,7 +181,7 @@ def findings_report(report: Any) -> list[str]:
         lines += [f"  {f.severity.upper()} [{f.rule}] {f.message}" + (
             f" -> {f.fix}" if f.fix else "") for f in report.tree_findings]
     for verdict in report.verdicts:
-        state = "VALID" if verdict.valid else "INVALID"
+        state = (RunStatus.VALID if verdict.valid else RunStatus.INVALID).value
         metric = f" {verdict.metric:.6g}" if verdict.metric is not None else ""
         lines.append(f"{verdict.key}: {state}{metric}")
         for f in verdict.findings:

@@ -16,6 +16,7 @@ from mlperf_pilot.cli.app import (
     stdout,
 )
 from mlperf_pilot.errors import EXIT_FAILED, EXIT_OK
+from mlperf_pilot.submission.rounds import DEFAULT_ROUND, available_rounds
 
 # ---------------------------------------------------------------------------- system
 
@@ -80,9 +81,9 @@ def submission() -> None:
     """Build, check and pack an MLPerf submission tree."""
 
 
-_ROUND_OPTION = click.option("--round", "round_", default="v6.1", show_default=True,
-                             help="Round whose layout and rules apply (v6.1, v6.0, v5.1, "
-                             "v5.0, v4.1).")
+_ROUND_OPTION = click.option("--round", "round_", default=DEFAULT_ROUND, show_default=True,
+                             help="Round whose layout and rules apply "
+                             f"({', '.join(reversed(available_rounds()))}).")
 
 
 @submission.command("generate")

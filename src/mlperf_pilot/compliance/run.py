@@ -37,24 +37,30 @@ from mlperf_pilot.compliance.verify import (
     verify_test01_accuracy,
     write_accuracy_log,
 )
-from mlperf_pilot.config import Mode, Scenario
 from mlperf_pilot.errors import ComplianceError
 from mlperf_pilot.loadgen.logs import DetailLog, parse_detail
 from mlperf_pilot.results.layout import ScenarioPaths
+from mlperf_pilot.results.provenance import new_run_id
+from mlperf_pilot.vocab import COMPLIANCE_TESTS, ComplianceStatus, Mode, Scenario
 
-SUPPORTED = ("TEST01", "TEST04", "TEST05")
-PASS, FAIL = "PASS", "FAIL"
+SUPPORTED = COMPLIANCE_TESTS  # the tests this tool runs (mlperf_pilot.vocab)
+# aliases kept for code not yet moved to ComplianceStatus (compare with the members)
+PASS, FAIL = ComplianceStatus.PASS, ComplianceStatus.FAIL
 # test mode only: every check passed except a performance band, which short runs on a
 # loaded machine miss from noise alone; not a verdict (valid mode gives FAIL)
-INDICATIVE = "INDICATIVE"
-OK_STATUSES = (PASS, INDICATIVE)
+INDICATIVE = ComplianceStatus.INDICATIVE
+OK_STATUSES = (ComplianceStatus.PASS, ComplianceStatus.INDICATIVE)
 
 
 class ComplianceRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A compliance test's verdict (``records/<TEST>.json``); ``run_id`` is that of the
+    ``mlperf-pilot run`` it belongs to (results.records)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    run_id: str = Field(default_factory=new_run_id)
     test: str
-    scenario: str
-    status: str = FAIL
+    scenario: Scenario
+    status: ComplianceStatus = ComplianceStatus.FAIL
     reasons: list[str] = Field(default_factory=list)
     accuracy_check: str | None = None
     performance_check: str | None = None
@@ -150,6 +156,7 @@ class VerifyInputs:
     # execution mode test: a missed performance band is INDICATIVE, not FAIL
     test_mode: bool = False
     duration_ms: float | None = None  # the runs' min_duration, for the message
+    run_id: str | None = None  # of the mlperf-pilot run (None: a fresh id)
 
 
 def prepare_run(paths: CompliancePaths, benchmark: str, scenario: Scenario) -> None:
@@ -175,8 +182,9 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
     """Remove the audit.config, prove it was applied, verify, write <TEST>/."""
     paths = inputs.paths
     paths.audit_config.unlink(missing_ok=True)
-    record = ComplianceRecord(test=paths.test, scenario=paths.scenario.scenario,
-                              run_dir=str(paths.run_dir), test_dir=str(paths.test_dir))
+    record = ComplianceRecord(test=paths.test, scenario=Scenario.parse(paths.scenario.scenario),
+                              run_dir=str(paths.run_dir), test_dir=str(paths.test_dir),
+                              **({"run_id": inputs.run_id} if inputs.run_id else {}))
     detail = paths.run_dir / "mlperf_log_detail.txt"
     try:
         log = parse_detail(detail)
@@ -212,7 +220,8 @@ def finish_and_verify(inputs: VerifyInputs, normal_seeds: dict[str, int]) -> Com
         ok = ok and accuracy.passed
         if not accuracy.passed:
             record.reasons.append(f"TEST01 accuracy: {accuracy.lines[-1]}")
-    record.status = FAIL if not ok else INDICATIVE if indicative else PASS
+    record.status = (ComplianceStatus.FAIL if not ok else
+                     ComplianceStatus.INDICATIVE if indicative else ComplianceStatus.PASS)
     return record
 
 

@@ -19,15 +19,16 @@ from pathlib import Path
 
 from mlperf_pilot.accuracy.log import AccuracyEntry, read_accuracy_log
 from mlperf_pilot.errors import ComplianceError
-from mlperf_pilot.loadgen.logs import DetailLog, parse_detail
+from mlperf_pilot.loadgen.logs import DetailLog, logged_scenario, parse_detail
+from mlperf_pilot.vocab import Scenario
 
 SCORE_FIELD = {
-    "Offline": "result_samples_per_second",
-    "SingleStream": "early_stopping_latency_ss",
-    "MultiStream": "early_stopping_latency_ms",
-    "Server": "result_completed_samples_per_sec",
+    Scenario.OFFLINE: "result_samples_per_second",
+    Scenario.SINGLE_STREAM: "early_stopping_latency_ss",
+    Scenario.MULTI_STREAM: "early_stopping_latency_ms",
+    Scenario.SERVER: "result_completed_samples_per_sec",
 }
-PASS = "TEST PASS"
+PASS = "TEST PASS"  # the official scripts' verdict line (not a ComplianceStatus)
 
 
 @dataclass
@@ -117,15 +118,17 @@ def accuracy_delta_ok(baseline: float, compliance: float, allowed_percent: float
     return delta <= allowed_percent, delta
 
 
-def _score(log: DetailLog, path: Path) -> tuple[str, float, float | None]:
-    scenario = str(log.get("effective_scenario"))
-    if log.get("result_validity") != "VALID":
+def _score(log: DetailLog, path: Path) -> tuple[Scenario, float, float | None]:
+    scenario = logged_scenario(log)
+    if log.get("result_validity") != "VALID":  # LoadGen's word in its log
         raise ComplianceError(f"{path} is not a VALID run",
                               hint="compliance needs VALID performance runs on both sides")
-    value = log.get(SCORE_FIELD.get(scenario, ""))
+    if scenario is None:
+        raise ComplianceError(f"{path} names no scenario")
+    value = log.get(SCORE_FIELD[scenario])
     if value is None:
-        raise ComplianceError(f"{path} has no {SCORE_FIELD.get(scenario)}")
-    latency = log.get("effective_target_latency_ns") if scenario == "Server" else None
+        raise ComplianceError(f"{path} has no {SCORE_FIELD[scenario]}")
+    latency = log.get("effective_target_latency_ns") if scenario is Scenario.SERVER else None
     return scenario, float(value), latency
 
 
@@ -140,13 +143,13 @@ def verify_performance(reference: Path, test: Path, test_name: str,
     lines = [f"reference score = {ref}", f"test score = {got}"]
     if ref_scenario != test_scenario:
         return Verification(False, [*lines, "test and reference scenarios differ"])
-    if ref_scenario == "Server" and ref_latency != test_latency:
+    if ref_scenario is Scenario.SERVER and ref_latency != test_latency:
         return Verification(False, [*lines, "Server target latency differs"])
-    latency_metric = ref_scenario in ("SingleStream", "MultiStream")
+    latency_metric = ref_scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM)
     # the official scripts compare TEST04's latency scenarios as 1e9 / latency
     compared = 1e9 / ref if test_name == "TEST04" and latency_metric and ref else ref
-    tiny = (ref_scenario == "SingleStream" and compared <= 200_000) or (
-        ref_scenario == "MultiStream" and compared <= 1_600_000)
+    tiny = (ref_scenario is Scenario.SINGLE_STREAM and compared <= 200_000) or (
+        ref_scenario is Scenario.MULTI_STREAM and compared <= 1_600_000)
     band = 0.20 if tiny else threshold
     if test_name == "TEST04":
         # higher throughput (lower latency) than allowed means results were reused

@@ -2,6 +2,7 @@
 
 from mlperf_pilot.config.layering import (
     build_run_spec,
+    cache_dir_for,
     config_error_from,
     deep_merge,
     default_cache_dir,
@@ -33,6 +34,7 @@ __all__ = [
     "ALL_SCENARIOS", "LEGACY_SUT_KEYS", "MAX_BATCH_TIMEOUT_US", "MAX_COUNT", "MAX_DURATION_MS",
     "MAX_LATENCY_MS", "MAX_QPS", "MAX_RERUNS", "MIN_DURATION_MS", "MIN_QPS", "Device",
     "ExecutionMode", "LoadGenOverrides", "LocalSutConfig", "Mode", "RunSpec", "Scenario",
-    "SutConfig", "build_run_spec", "config_error_from", "deep_merge", "default_cache_dir",
-    "lift_legacy_keys", "load_config_file", "parse_set_option", "sut_config_class",
+    "SutConfig", "build_run_spec", "cache_dir_for", "config_error_from", "deep_merge",
+    "default_cache_dir", "lift_legacy_keys", "load_config_file", "parse_set_option",
+    "sut_config_class",
 ]

@@ -18,11 +18,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mlperf_pilot.config.spec import MAX_DURATION_MS, MAX_LATENCY_MS, MAX_QPS, MIN_DURATION_MS, \
-    MIN_QPS, RunSpec
-from mlperf_pilot.config.sut import LEGACY_SUT_KEYS, SutConfig, known_sut_fields, \
-    lift_legacy_keys
+from mlperf_pilot.config.spec import (
+    MAX_DURATION_MS,
+    MAX_LATENCY_MS,
+    MAX_QPS,
+    MIN_DURATION_MS,
+    MIN_QPS,
+    RunSpec,
+)
+from mlperf_pilot.config.sut import LEGACY_SUT_KEYS, SutConfig, known_sut_fields, lift_legacy_keys
 from mlperf_pilot.errors import ConfigError
+
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``override`` into a copy of ``base``; nested mappings merge key by key."""
@@ -183,3 +189,12 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("mlperf-pilot"))
+
+
+def cache_dir_for(spec: RunSpec | None, cli_default: Path | None = None) -> Path:
+    """The asset cache a run uses, the one precedence everywhere: the spec's
+    ``cache_dir`` (the CLI puts ``--cache-dir`` in its flag layer, over ``--set
+    cache_dir=`` and a config file), else ``cli_default``, else :func:`default_cache_dir`
+    (``MLPERF_PILOT_CACHE``, else the platform's user cache dir)."""
+    chosen = spec.cache_dir if spec is not None else None
+    return Path(chosen or cli_default or default_cache_dir())

@@ -24,7 +24,8 @@ from pydantic import (
 
 from mlperf_pilot.config.sut import LocalSutConfig, SutConfig, lift_legacy_keys, parse_sut
 from mlperf_pilot.errors import ConfigError
-from mlperf_pilot.vocab import ALL_SCENARIOS, ExecutionMode, Mode, Scenario
+from mlperf_pilot.submission.rounds import DEFAULT_ROUND
+from mlperf_pilot.vocab import ALL_SCENARIOS, COMPLIANCE_TESTS, ExecutionMode, Mode, Scenario
 
 # Bounds that keep every number meaningful to LoadGen and representable where it goes
 # (LoadGen keeps durations as int64 nanoseconds and counts as uint64): no value a user
@@ -86,7 +87,7 @@ class RunSpec(_Frozen):
     targets_file: Path | None = None
     max_reruns: int = Field(default=1, ge=0, le=MAX_RERUNS)
     # the MLPerf round whose rules apply (compliance tests, submission layout)
-    round: str = "v6.1"
+    round: str = DEFAULT_ROUND
     # run the round's compliance tests after each scenario's runs
     compliance: bool = False
     # the tests to run (default: those the round requires for the benchmark)
@@ -109,9 +110,10 @@ class RunSpec(_Frozen):
             value = [v for v in value.split(",") if v.strip()]
         if isinstance(value, (list, tuple)):
             tests = tuple(v.strip().upper() for v in value)
-            unknown = [t for t in tests if t not in ("TEST01", "TEST04", "TEST05")]
+            unknown = [t for t in tests if t not in COMPLIANCE_TESTS]
             if unknown:
-                raise ValueError(f"unknown compliance test {unknown[0]} (TEST01, TEST04, TEST05)")
+                raise ValueError(f"unknown compliance test {unknown[0]} "
+                                 f"({', '.join(COMPLIANCE_TESTS)})")
             return tests
         return value
 

@@ -15,13 +15,16 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mlperf_pilot.datasets.imagenet import ImageList
-from mlperf_pilot.errors import DatasetInputError
+from mlperf_pilot.errors import ConfigError, DatasetInputError
+
+if TYPE_CHECKING:
+    from mlperf_pilot.catalog.cards import DatasetCard
 
 
 def read_annotations(path: Path) -> dict[str, Any]:
@@ -189,3 +192,13 @@ def _pixel_size(path: Path) -> tuple[int, int]:
             hint="replace the file with a valid JPEG/PNG",
         ) from exc
     return int(height), int(width)
+
+
+def read_coco_layout(card: DatasetCard, root: Path, count: int | None) -> ImageList:
+    """The ``coco`` and ``openimages`` dataset layouts: a COCO-format annotation file
+    and an image folder."""
+    if not card.annotations:
+        raise ConfigError(f"dataset card {card.name} names no annotation file",
+                          hint="give the card an `annotations:` path (relative to the set)")
+    return load_coco(root, annotations=card.annotations, image_dir=card.image_dir,
+                     count=count, name=card.name)

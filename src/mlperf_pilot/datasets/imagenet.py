@@ -15,10 +15,14 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlperf_pilot.errors import DatasetInputError
+
+if TYPE_CHECKING:
+    from mlperf_pilot.catalog.cards import DatasetCard
 
 
 @dataclass(frozen=True)
@@ -162,3 +166,9 @@ def load_imagenet(
         labels=np.asarray([label for _, label in entries], dtype=np.int64),
         list_digest=digest,
     )
+
+
+def read_imagenet_layout(card: DatasetCard, root: Path, count: int | None) -> ImageList:
+    """The ``imagenet`` dataset layout: the card's list file (``val_map.txt``)."""
+    return load_imagenet(root, list_file=card.list_file or "val_map.txt", count=count,
+                         name=card.name, classes=card.classes)

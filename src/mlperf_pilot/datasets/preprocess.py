@@ -163,6 +163,7 @@ def _resize_to(
 
 
 def _letterbox(img: np.ndarray, spec: ResizeSpec, library: str) -> np.ndarray:
+    # the placement is decoders.base.letterbox_geometry's (decoders map boxes back with it)
     height, width = img.shape[:2]
     size = spec.size
     out_h, out_w = (size, size) if isinstance(size, int) else size
@@ -174,15 +175,6 @@ def _letterbox(img: np.ndarray, spec: ResizeSpec, library: str) -> np.ndarray:
     canvas = np.full((out_h, out_w, 3), spec.pad_value, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
-
-
-def letterbox_geometry(height: int, width: int, spec: ResizeSpec) -> tuple[float, int, int]:
-    """(ratio, top, left) of a letterbox resize: what a decoder needs to map boxes back."""
-    size = spec.size
-    out_h, out_w = (size, size) if isinstance(size, int) else size
-    ratio = min(out_h / height, out_w / width)
-    new_h, new_w = round(height * ratio), round(width * ratio)
-    return ratio, round((out_h - new_h) / 2 - 0.1), round((out_w - new_w) / 2 - 0.1)
 
 
 def center_crop(img: np.ndarray, crop: CropSpec) -> np.ndarray:

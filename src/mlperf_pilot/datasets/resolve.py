@@ -9,10 +9,10 @@ from pathlib import Path
 
 from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.catalog.cards import DatasetCard
-from mlperf_pilot.datasets.coco import load_coco
 from mlperf_pilot.datasets.demo import build_demo_set
-from mlperf_pilot.datasets.imagenet import ImageList, load_imagenet
-from mlperf_pilot.errors import ConfigError, DatasetError
+from mlperf_pilot.datasets.imagenet import ImageList
+from mlperf_pilot.datasets.layouts import read_dataset
+from mlperf_pilot.errors import DatasetError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 
 
@@ -49,14 +49,7 @@ def resolve_dataset(
     progress: Progress = NULL_PROGRESS,
 ) -> ResolvedDataset:
     root, source, notes = dataset_root(card, dataset_path, cache, progress)
-    if card.layout == "imagenet":
-        images = load_imagenet(root, list_file=card.list_file or "val_map.txt", count=count,
-                               name=card.name, classes=card.classes)
-    else:  # coco and openimages: a COCO-format annotation file and an image folder
-        if not card.annotations:
-            raise ConfigError(f"dataset card {card.name} names no annotation file")
-        images = load_coco(root, annotations=card.annotations, image_dir=card.image_dir,
-                           count=count, name=card.name)
+    images = read_dataset(card, root, count=count)
     if count is not None and count > len(images):
         notes = [*notes, f"--count {count} is more than the {len(images)} samples of the "
                  f"data set: capped to {len(images)}"]

@@ -4,40 +4,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlperf_pilot.catalog.cards import PostprocessSpec
 from mlperf_pilot.decoders.base import Decoder, Geometry, OutputMismatchError, ResponseBatch
-from mlperf_pilot.decoders.classification import ArgmaxDecoder, ClassIndexDecoder
-from mlperf_pilot.decoders.detection import (
-    BoxesLabelsScoresDecoder,
-    ScoredBoxesDecoder,
-    TfDetectionDecoder,
-)
-from mlperf_pilot.errors import ConfigError
+from mlperf_pilot.registry import Registry
 
 if TYPE_CHECKING:
-    from mlperf_pilot.catalog.cards import ModelCard, ModelFormat
+    from mlperf_pilot.catalog.cards import ModelCard, ModelFormat, PostprocessSpec
 
-_DECODERS: dict[str, type[Decoder]] = {
-    "argmax": ArgmaxDecoder,
-    "class-index": ClassIndexDecoder,
-    "tf-detection": TfDetectionDecoder,
-    "boxes-labels-scores": BoxesLabelsScoresDecoder,
-    "yolo": ScoredBoxesDecoder,
-    "boxes-scores": ScoredBoxesDecoder,
-}
+_CLASSIFICATION = "mlperf_pilot.decoders.classification"
+_DETECTION = "mlperf_pilot.decoders.detection"
+
+# the card's postprocess.kind -> "module:DecoderClass" (imported when a card uses it)
+DECODERS: Registry[type[Decoder]] = Registry("output decoder", {
+    "argmax": f"{_CLASSIFICATION}:ArgmaxDecoder",
+    "class-index": f"{_CLASSIFICATION}:ClassIndexDecoder",
+    "tf-detection": f"{_DETECTION}:TfDetectionDecoder",
+    "boxes-labels-scores": f"{_DETECTION}:BoxesLabelsScoresDecoder",
+    "yolo": f"{_DETECTION}:ScoredBoxesDecoder",
+    "boxes-scores": f"{_DETECTION}:ScoredBoxesDecoder",
+})
 
 
 def create_decoder(spec: PostprocessSpec, geometry: Geometry | None = None) -> Decoder:
     """The decoder for a card's ``postprocess``; detection decoders need ``geometry``
     (network input size, original image sizes) to put boxes back on the image."""
-    try:
-        cls = _DECODERS[spec.kind]
-    except KeyError:
-        raise ConfigError(
-            f"output decoding {spec.kind!r} is not supported by this version",
-            hint=f"supported: {', '.join(sorted(_DECODERS))}",
-        ) from None
-    return cls(spec, geometry)
+    return DECODERS.get(spec.kind)(spec, geometry)
 
 
 def output_fix(error: OutputMismatchError, card: ModelCard, fmt: ModelFormat) -> str:
@@ -63,5 +53,5 @@ def output_fix(error: OutputMismatchError, card: ModelCard, fmt: ModelFormat) ->
     return f"this file is not the card's model: pass the file the card names ({named}){also}"
 
 
-__all__ = ["Decoder", "Geometry", "OutputMismatchError", "ResponseBatch", "create_decoder",
-           "output_fix"]
+__all__ = ["DECODERS", "Decoder", "Geometry", "OutputMismatchError", "ResponseBatch",
+           "create_decoder", "output_fix"]

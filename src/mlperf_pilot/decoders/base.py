@@ -3,6 +3,10 @@
 A decoder returns one contiguous numpy buffer for the whole batch plus each sample's
 byte offset and size inside it; the SUT points LoadGen's responses into that buffer
 (no per-sample copies) and keeps it alive until QuerySamplesComplete returns.
+
+Decoders import numpy and the catalog's specs only, never an image library: a process
+that only decodes (a function handler behind a network SUT) does not load Pillow or
+OpenCV.
 """
 
 from __future__ import annotations
@@ -46,6 +50,18 @@ class Geometry:
     def of(cls, recipe: PreprocessSpec, image_hw: np.ndarray | None) -> Geometry:
         letterbox = recipe.resize if recipe.resize.mode == "letterbox" else None
         return cls(input_hw=recipe.output_hw, image_hw=image_hw, letterbox=letterbox)
+
+
+def letterbox_geometry(height: int, width: int, spec: ResizeSpec) -> tuple[float, int, int]:
+    """(ratio, top, left) of a letterbox resize of a ``height`` x ``width`` image: the
+    scale and the padding before it, what a decoder needs to map boxes back. Pure
+    arithmetic, the same as the preprocessing's letterbox (``datasets.preprocess``), so
+    a decoder needs no image library."""
+    size = spec.size
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    ratio = min(out_h / height, out_w / width)
+    new_h, new_w = round(height * ratio), round(width * ratio)
+    return ratio, round((out_h - new_h) / 2 - 0.1), round((out_w - new_w) / 2 - 0.1)
 
 
 @dataclass(frozen=True)

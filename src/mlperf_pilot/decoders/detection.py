@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlperf_pilot.datasets.preprocess import letterbox_geometry
-from mlperf_pilot.decoders.base import Decoder, OutputMismatchError, ResponseBatch, describe
+from mlperf_pilot.decoders.base import (
+    Decoder,
+    OutputMismatchError,
+    ResponseBatch,
+    describe,
+    letterbox_geometry,
+)
 
 # the 80 COCO training classes → COCO 2017 category ids (1..90 with gaps)
 COCO80_TO_91 = np.array([

@@ -29,18 +29,26 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlperf_pilot.errors import LoadGenError
+from mlperf_pilot.vocab import ALL_SCENARIOS, Mode, Scenario
 
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
 ACCURACY_FILE = "mlperf_log_accuracy.json"
 
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-MODES = ("AccuracyOnly", "PerformanceOnly", "SubmissionRun", "FindPeakPerformance")
+SCENARIOS = tuple(scenario.value for scenario in ALL_SCENARIOS)
+# LoadGen's test modes, as its logs spell them (not our Mode: a run of Mode.PERFORMANCE
+# is LoadGen's PerformanceOnly; SubmissionRun and FindPeakPerformance are LoadGen's own)
+LoadGenTestMode = Literal["AccuracyOnly", "PerformanceOnly", "SubmissionRun",
+                          "FindPeakPerformance"]
+MODES: tuple[LoadGenTestMode, ...] = ("AccuracyOnly", "PerformanceOnly", "SubmissionRun",
+                                      "FindPeakPerformance")
+_RUN_MODES: dict[str, Mode] = {"AccuracyOnly": Mode.ACCURACY,
+                               "PerformanceOnly": Mode.PERFORMANCE}
 
 _PREFIX = ":::MLLOG "
 _AUDIT_WARNING = "Found Audit Config file"
@@ -48,9 +56,10 @@ _POWER_TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
 
 # What LoadGen has written for each scenario and mode, in either of its logging formats
 # ("Single Stream" and "Performance" are the old format), folded to one spelling.
-_SCENARIO_NAMES = {name.lower(): name for name in SCENARIOS}
-_MODE_NAMES = {
+_SCENARIO_NAMES: dict[str, Scenario] = {s.value.lower(): s for s in ALL_SCENARIOS}
+_MODE_NAMES: dict[str, str] = {
     **{name.lower(): name for name in MODES},
+    # LoadGen's old-format words (its own log values, not our Mode)
     "accuracy": "AccuracyOnly",
     "performance": "PerformanceOnly",
     "submission": "SubmissionRun",
@@ -63,11 +72,11 @@ class _Metric(NamedTuple):
     divisor: float  # raw value / divisor = value in ``unit``
 
 
-_METRICS: dict[str, _Metric] = {
-    "Offline": _Metric("result_samples_per_second", "Samples/s", 1.0),
-    "Server": _Metric("result_completed_samples_per_sec", "Samples/s", 1.0),
-    "SingleStream": _Metric("early_stopping_latency_ss", "ms", 1e6),
-    "MultiStream": _Metric("early_stopping_latency_ms", "ms", 1e6),
+_METRICS: dict[Scenario, _Metric] = {
+    Scenario.OFFLINE: _Metric("result_samples_per_second", "Samples/s", 1.0),
+    Scenario.SERVER: _Metric("result_completed_samples_per_sec", "Samples/s", 1.0),
+    Scenario.SINGLE_STREAM: _Metric("early_stopping_latency_ss", "ms", 1e6),
+    Scenario.MULTI_STREAM: _Metric("early_stopping_latency_ms", "ms", 1e6),
 }
 
 # ------------------------------------------------------------------------------ summary
@@ -280,13 +289,15 @@ class LoadGenResult(BaseModel):
     """What one LoadGen test reported, read from its own logs and nothing else.
 
     Latencies are in ns as LoadGen logs them; ``metric_value`` is in ``metric_unit``.
-    Fields LoadGen did not log for this scenario or mode are None (or empty).
+    Fields LoadGen did not log for this scenario or mode are None (or empty). It
+    round-trips through JSON (``model_dump_json`` / ``model_validate_json``); a
+    RunRecord keeps it whole.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    scenario: str  # SingleStream | MultiStream | Server | Offline
-    mode: str  # AccuracyOnly | PerformanceOnly | SubmissionRun | FindPeakPerformance
+    scenario: Scenario
+    mode: LoadGenTestMode  # LoadGen's test mode (see run_mode for ours)
     valid: bool | None  # None where LoadGen judged no validity (accuracy mode)
     result_validity: str | None = None  # as logged: "VALID" | "INVALID"
     invalid_reason: str | None = None
@@ -338,6 +349,11 @@ class LoadGenResult(BaseModel):
     error_messages: list[str] = Field(default_factory=list)
     warning_messages: list[str] = Field(default_factory=list)
     audit_config_found: bool = False
+
+    @property
+    def run_mode(self) -> Mode | None:
+        """Our Mode of this test (None for LoadGen's SubmissionRun/FindPeakPerformance)."""
+        return _RUN_MODES.get(self.mode)
 
 
 def result_from_detail(log: DetailLog) -> LoadGenResult:
@@ -438,23 +454,29 @@ def _check_summary(summary: dict[str, str], result: LoadGenResult, path: Path) -
 # ------------------------------------------------------------------------------ helpers
 
 
-def _scenario(log: DetailLog, source: str) -> str:
-    raw = log.get("effective_scenario", log.get("requested_scenario"))
-    scenario = _fold(raw, _SCENARIO_NAMES)
+def logged_scenario(log: DetailLog) -> Scenario | None:
+    """The scenario a detail log says LoadGen ran (``effective_scenario``, else
+    ``requested_scenario``, in either logging format), or None when it names none."""
+    return _fold(log.get("effective_scenario", log.get("requested_scenario")), _SCENARIO_NAMES)
+
+
+def _scenario(log: DetailLog, source: str) -> Scenario:
+    scenario = logged_scenario(log)
     if scenario is None:
-        raise _unreadable(log, source, "scenario", raw)
+        raise _unreadable(log, source, "scenario",
+                          log.get("effective_scenario", log.get("requested_scenario")))
     return scenario
 
 
-def _mode(log: DetailLog, source: str) -> str:
+def _mode(log: DetailLog, source: str) -> LoadGenTestMode:
     raw = log.get("effective_test_mode", log.get("requested_test_mode"))
     mode = _fold(raw, _MODE_NAMES)
     if mode is None:
         raise _unreadable(log, source, "test mode", raw)
-    return mode
+    return cast(LoadGenTestMode, mode)  # a value of _MODE_NAMES: one of MODES
 
 
-def _fold(raw: Any, names: dict[str, str]) -> str | None:
+def _fold(raw: Any, names: dict[str, Any]) -> Any:
     """LoadGen's spelling of a scenario or mode (any case, spaces or not), or None."""
     if raw is None:
         return None
@@ -480,7 +502,7 @@ def _unreadable(log: DetailLog, source: str, what: str, raw: Any) -> LoadGenErro
     )
 
 
-def _headline(log: DetailLog, scenario: str) -> dict[str, Any]:
+def _headline(log: DetailLog, scenario: Scenario) -> dict[str, Any]:
     """metric_name/value/unit as the submission checker reads them (all None if absent)."""
     metric = _METRICS[scenario]
     raw = (_estimate if metric.unit == "ms" else _float)(log.get(metric.key))
@@ -493,14 +515,15 @@ def _headline(log: DetailLog, scenario: str) -> dict[str, Any]:
     }
 
 
-def _metric_name(log: DetailLog, scenario: str) -> str:
-    if scenario == "Offline":
+def _metric_name(log: DetailLog, scenario: Scenario) -> str:
+    if scenario is Scenario.OFFLINE:
         return "samples per second"
-    if scenario == "Server":
+    if scenario is Scenario.SERVER:
         return "completed samples per second"
-    default = 0.9 if scenario == "SingleStream" else 0.99
+    single = scenario is Scenario.SINGLE_STREAM
+    default = 0.9 if single else 0.99
     percentile = _float(log.get("effective_target_latency_percentile")) or default
-    latency = "latency" if scenario == "SingleStream" else "per-query latency"
+    latency = "latency" if single else "per-query latency"
     return f"{percentile * 100:g}th percentile {latency} (early stopping)"
 
 

@@ -9,13 +9,14 @@ normal run into a compliance run.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlperf_pilot.datasets.qsl import SampleStore
-from mlperf_pilot.sut.local import LocalSut
+
+if TYPE_CHECKING:
+    from mlperf_pilot.sut.base import Sut
 
 AUDIT_CONFIG = "audit.config"
 
@@ -34,7 +35,7 @@ def quiet_log_settings(log_dir: Path) -> Any:
 
 
 def run_loadgen(
-    sut: LocalSut,
+    sut: Sut,
     store: SampleStore,
     settings: Any,
     log_dir: Path,
@@ -86,13 +87,3 @@ def _drop_empty_trace(log_dir: Path) -> None:
             trace.unlink()
     except OSError:
         pass
-
-
-def wait_idle(sut: LocalSut, timeout_s: float = 5.0) -> bool:
-    """True once every issued sample has been answered (used between runs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sut.stats.completed + sut.stats.failed >= sut.stats.issued:
-            return True
-        time.sleep(0.01)
-    return False

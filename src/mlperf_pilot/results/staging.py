@@ -186,7 +186,8 @@ class ScenarioStage:
 
 
 class _Summary(Protocol):
-    """What RunStages moves along with a scenario folder (runner.RunSummary)."""
+    """What RunStages moves along with a scenario folder (the session's collected
+    records, compliance records and notes of that scenario)."""
 
     records: list[Any]
     compliance: list[Any]
@@ -199,22 +200,23 @@ class RunStages:
     paths that the summary's records, compliance records and notes of a scenario name
     follow its folder. ``partial_at``: where an unfinished scenario was kept."""
 
-    def __init__(self, summary: _Summary, results_dir: Path, system: str, model: str, *,
+    def __init__(self, results_dir: Path, system: str, model: str, *,
                  find: bool, modes: tuple[Mode, ...]) -> None:
-        self.summary = summary
+        self.summary: _Summary | None = None
         self.results_dir, self.system, self.model = results_dir, system, model
         self.find, self.modes = find, modes
         self.partial_at: Path | None = None
         self._stage: ScenarioStage | None = None  # the scenario being written
         self._marks = (0, 0, 0)  # its first record, compliance record, note
 
-    def begin(self, scenario: Scenario) -> ScenarioStage:
-        """Stage ``scenario``; its folder is ``stage.staging``."""
+    def begin(self, scenario: Scenario, collected: _Summary) -> ScenarioStage:
+        """Stage ``scenario``; its folder is ``stage.staging``; the paths in
+        ``collected`` (from here on) follow the folder when it moves."""
         final = ScenarioPaths.of(self.results_dir, self.system, self.model, scenario)
         stage = ScenarioStage(final, accuracy=not self.find and Mode.ACCURACY in self.modes,
                               performance=self.find or Mode.PERFORMANCE in self.modes)
         stage.begin()
-        summary = self.summary
+        summary = self.summary = collected
         self._stage = stage
         self._marks = (len(summary.records), len(summary.compliance), len(summary.notes))
         return stage
@@ -241,6 +243,8 @@ class RunStages:
 
     def _relocate_summary(self, old: Path, new: Path) -> None:
         summary = self.summary
+        if summary is None:
+            return
         records, checks, notes = self._marks
         for record in summary.records[records:]:
             record.log_dir = relocate_text(record.log_dir, old, new)

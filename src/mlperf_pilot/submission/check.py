@@ -32,7 +32,7 @@ from mlperf_pilot.submission.check_performance import check_performance
 from mlperf_pilot.submission.check_system import check_measurements, system_findings
 from mlperf_pilot.submission.findings import Finding, Findings
 from mlperf_pilot.submission.power import check_power
-from mlperf_pilot.submission.rounds import LATEST, Round, common, load_round
+from mlperf_pilot.submission.rounds import INTERACTIVE, LATEST, Round, common, load_round
 from mlperf_pilot.submission.summary_csv import (
     SUMMARY_COLUMNS,
     summary_rows,
@@ -40,13 +40,14 @@ from mlperf_pilot.submission.summary_csv import (
 )
 from mlperf_pilot.submission.tree_files import dirs as _dirs
 from mlperf_pilot.submission.tree_files import read_json as _read_json
+from mlperf_pilot.vocab import ALL_SCENARIOS, Scenario
 
 __all__ = ["SUMMARY_COLUMNS", "CheckOptions", "CheckReport", "ResultVerdict",
            "check_submission", "summary_rows", "system_findings", "write_summary_csv"]
 
 DIVISIONS = ("closed", "open", "network")
-SCENARIOS = {"singlestream": "SingleStream", "multistream": "MultiStream",
-             "server": "Server", "offline": "Offline", "interactive": "Interactive"}
+# folder name, any case -> the scenario's spelling (the four of LoadGen, and Interactive)
+SCENARIOS = {name.lower(): name for name in (*(s.value for s in ALL_SCENARIOS), INTERACTIVE)}
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ResultVerdict:
     submitter: str
     system: str
     benchmark: str  # the directory name
-    scenario: str  # canonical scenario name
+    scenario: str  # canonical scenario name: a Scenario's value, or Interactive
     scenario_dir: str
     mlperf_model: str
     findings: list[Finding] = field(default_factory=list)
@@ -205,7 +206,7 @@ class Checker:
         present = {_canonical(s) for s in scenarios}
         messages = []
         missing = [s for s in required if s not in present]
-        one_of = {"Interactive", "Server"}
+        one_of = {INTERACTIVE, Scenario.SERVER.value}
         if one_of <= set(optional) and not (one_of & present):
             missing.append("(one of) Interactive or Server")
         if missing:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlperf_pilot.errors import MlperfPilotError
 from mlperf_pilot.loadgen.logs import DetailLog, parse_detail
+from mlperf_pilot.vocab import Severity
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import ResultChecks
@@ -115,7 +116,7 @@ def accuracy_values(ctx: ResultChecks, path: Path, rules: Any) -> None:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
         if path.is_file() else []
     patterns = ctx.c.common.accuracy_patterns
-    severity = "warning" if ctx.open else "error"
+    severity = Severity.WARNING if ctx.open else Severity.ERROR
     targets = [t for t in rules.targets_for(ctx.v.scenario) if patterns.get(t.metric)]
     limits = [u for u in rules.upper_limits_for(ctx.v.scenario) if patterns.get(u.metric)]
     met = [False] * len(targets)

@@ -9,20 +9,28 @@ from typing import TYPE_CHECKING
 
 from mlperf_pilot.loadgen.logs import DetailLog
 from mlperf_pilot.submission.findings import Findings
+from mlperf_pilot.submission.rounds import INTERACTIVE
+from mlperf_pilot.vocab import Scenario
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import ResultChecks
 
-EARLY_STOPPING = ("Server", "SingleStream", "MultiStream")
-INFERABLE = {("SingleStream", "MultiStream"), ("MultiStream", "Offline"),
-             ("SingleStream", "Offline")}
+# The scenarios below are compared with the names the tree and the logs use (plain
+# strings; Scenario members are str enums, so they compare and hash as their words).
+EARLY_STOPPING = (Scenario.SERVER, Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM)
+LATENCY_SCENARIOS = (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM)  # metric in ns
+SERVER_LIKE = (Scenario.SERVER, INTERACTIVE)
+INFERABLE = {(Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM),
+             (Scenario.MULTI_STREAM, Scenario.OFFLINE),
+             (Scenario.SINGLE_STREAM, Scenario.OFFLINE)}
 
 
 def is_inferred(run_scenario: str, folder_scenario: str) -> bool:
     """Whether the folder's result is inferred from a run of another scenario (an
     Interactive result is a Server run: not inferred). Compared case-insensitively."""
     run, folder = run_scenario.lower(), folder_scenario.lower()
-    return run != folder and (run, folder) != ("server", "interactive")
+    return run != folder and (run, folder) != (Scenario.SERVER.value.lower(),
+                                               INTERACTIVE.lower())
 
 
 def check_performance(ctx: ResultChecks, log: DetailLog, f: Findings, *,
@@ -124,7 +132,7 @@ def query_counts(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings) 
                     "do not override min_query_count in user.conf for valid runs")
     minimum = ctx.c.common.offline_min_samples_per_query.get(ctx.v.mlperf_model)
     samples = log.get("effective_samples_per_query")
-    if scenario == "Offline" and ctx.v.division == "closed" and minimum and \
+    if scenario == Scenario.OFFLINE and ctx.v.division == "closed" and minimum and \
             samples is not None and int(samples) < minimum:
         f.error("performance.offline-samples",
                 f"Offline issued {samples} samples per query, the rules need {minimum}",
@@ -162,7 +170,7 @@ def llm_latencies(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings)
                 f"{model} is an LLM benchmark but the run did not use token latencies",
                 "set use_token_latencies (LoadGen reports tokens/s and TTFT/TPOT then)")
         return
-    if scenario not in ("Server", "Interactive"):
+    if scenario not in SERVER_LIKE:
         return
     limits = ctx.c.common.llm_latency_limits.get(model, {}).get(scenario)
     if limits is None:
@@ -190,7 +198,7 @@ def metric(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings) -> Non
                 "the run did not finish; rerun it")
         return
     result = float(value)
-    if scenario in ("SingleStream", "MultiStream"):
+    if scenario in LATENCY_SCENARIOS:
         result /= 1e6
     ctx.v.run_scenario = scenario
     if is_inferred(scenario, fixed):
@@ -211,9 +219,9 @@ def inferred(ctx: ResultChecks, log: DetailLog, scenario: str, fixed: str, resul
         f.error("performance.inferred", f"{fixed} cannot be inferred from {scenario}",
                 "only SingleStream->MultiStream/Offline and MultiStream->Offline are allowed")
         return result
-    if fixed == "Offline" and scenario == "SingleStream":
+    if fixed == Scenario.OFFLINE and scenario == Scenario.SINGLE_STREAM:
         return float(log.get("result_qps_without_loadgen_overhead", 0.0))
-    if fixed == "Offline":
+    if fixed == Scenario.OFFLINE:
         spq = float(log.get("effective_samples_per_query", 8))
         mean_ms = float(log.get("result_mean_query_latency_ns", 0.0)) / 1e6
         return spq * 1000.0 / mean_ms if mean_ms else 0.0

@@ -13,6 +13,7 @@ from mlperf_pilot.submission.rounds import SYSTEM_TYPES, common
 from mlperf_pilot.submission.system import NOT_DETECTED
 from mlperf_pilot.submission.tree_files import files as _files
 from mlperf_pilot.submission.tree_files import read_json as _read_json
+from mlperf_pilot.vocab import RunStatus
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import CheckOptions, ResultChecks
@@ -111,9 +112,9 @@ def records_findings(ctx: ResultChecks, data: dict[str, Any]) -> None:
     for mode, record in sorted(records.items()):
         if not isinstance(record, dict):
             continue
-        status = str(record.get("status", "VALID"))
+        status = str(record.get("status", RunStatus.VALID.value))
         failed = int(record.get("samples_failed", 0) or 0)
-        if status != "VALID" or failed:
+        if status != RunStatus.VALID or failed:
             reasons = "; ".join(str(r) for r in record.get("reasons", [])) or \
                 f"{failed} sample(s) failed"
             ctx.f.error("measurements.records",

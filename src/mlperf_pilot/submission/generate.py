@@ -27,8 +27,9 @@ from typing import Any
 from mlperf_pilot import __version__
 from mlperf_pilot.catalog import ModelCard, load_catalog
 from mlperf_pilot.errors import SubmissionError, UnknownPluginError
-from mlperf_pilot.loadgen.logs import parse_detail
-from mlperf_pilot.results.records import STATUS_VALID, read_record
+from mlperf_pilot.loadgen.logs import logged_scenario, parse_detail
+from mlperf_pilot.results.provenance import RunSpecFile, read_run_spec
+from mlperf_pilot.results.records import read_record
 from mlperf_pilot.submission.check_accuracy import accuracy_log_problem
 from mlperf_pilot.submission.check_system import RECORDS_KEY
 from mlperf_pilot.submission.findings import Finding, Findings
@@ -39,8 +40,8 @@ from mlperf_pilot.submission.system import (
     write_system_json,
 )
 from mlperf_pilot.submission.truncate import truncate_tree
+from mlperf_pilot.vocab import ALL_SCENARIOS, Mode, RunStatus, Scenario, Severity
 
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 ACCURACY_FILES = ("accuracy.txt", "mlperf_log_accuracy.json", "mlperf_log_detail.txt",
                   "mlperf_log_summary.txt")
 PERFORMANCE_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt",
@@ -69,7 +70,7 @@ class GeneratedResult:
     system: str
     model: str
     benchmark: str
-    scenario: str
+    scenario: Scenario
     path: Path
 
 
@@ -90,28 +91,30 @@ class _Source:
 
     system: str
     card: ModelCard
-    scenario: str
+    scenario: Scenario
     path: Path
-    spec: dict[str, Any]
+    run_spec: RunSpecFile  # run_spec.json (empty when the folder has none)
 
     @property
     def command(self) -> str | None:
-        return (self.spec.get("resolved") or {}).get("command")
+        return self.run_spec.resolved.command
 
     @property
     def name(self) -> str:
-        return f"{self.system}/{self.card.name}/{self.scenario}"
+        return f"{self.system}/{self.card.name}/{self.scenario.value}"
 
     def records(self) -> dict[str, dict[str, Any]]:
-        """What the records say of each run: {mode: {status, samples_failed, reasons}}."""
+        """What the records say of each run: {mode: {status, samples_failed, reasons}}
+        (plain JSON values: measurements.json keeps them)."""
         found = {}
-        for mode in ("accuracy", "performance"):
-            path = self.path / "records" / f"{mode}.json"
+        for mode in Mode:
+            path = self.path / "records" / f"{mode.value}.json"
             if not path.is_file():
                 continue
             record = read_record(path)
-            found[mode] = {"status": record.status, "samples_failed": record.samples_failed,
-                           "reasons": list(record.reasons)}
+            found[mode.value] = {"status": record.status.value,
+                                 "samples_failed": record.samples_failed,
+                                 "reasons": list(record.reasons)}
         return found
 
     def problems(self) -> list[str]:
@@ -119,10 +122,10 @@ class _Source:
         why = []
         for mode, record in self.records().items():
             failed = record["samples_failed"]
-            if record["status"] != STATUS_VALID or failed:
+            valid = record["status"] == RunStatus.VALID
+            if not valid or failed:
                 reason = "; ".join(record["reasons"]) or f"{failed} sample(s) failed"
-                status = record["status"] if record["status"] != STATUS_VALID else \
-                    "VALID by LoadGen"
+                status = record["status"] if not valid else "VALID by LoadGen"
                 why.append(f"the {mode} run is {status}"
                            f"{f' with {failed} failed sample(s)' if failed else ''} ({reason})")
         log = self.path / "accuracy" / "mlperf_log_accuracy.json"
@@ -143,12 +146,13 @@ def _scan(results_dir: Path, systems: tuple[str, ...]) -> list[_Source]:
                 card = catalog.model(model_dir.name)
             except UnknownPluginError:
                 continue
-            for scenario in SCENARIOS:
-                path = model_dir / scenario
+            for scenario in ALL_SCENARIOS:
+                path = model_dir / scenario.value
                 if path.is_dir():
                     spec_file = path / "run_spec.json"
-                    spec = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
-                    found.append(_Source(system_dir.name, card, scenario, path, spec))
+                    run_spec = read_run_spec(spec_file) if spec_file.is_file() else \
+                        RunSpecFile()
+                    found.append(_Source(system_dir.name, card, scenario, path, run_spec))
     return found
 
 
@@ -163,7 +167,7 @@ def closed_division_findings(sources: list[_Source], rules: Round,
                              system_type: str) -> list[Finding]:
     """What would make a closed-division tree wrong before anything is written."""
     f = Findings()
-    by_benchmark: dict[tuple[str, str], set[str]] = {}
+    by_benchmark: dict[tuple[str, str], set[Scenario]] = {}
     for src in sources:
         name, custom = benchmark_name(src.card, rules)
         if custom is not None:
@@ -185,7 +189,7 @@ def closed_division_findings(sources: list[_Source], rules: Round,
             f.error("closed.scenarios", f"{system}/{name} lacks {', '.join(missing)}, "
                     f"required for a {system_type} system",
                     f"run them (mlperf-pilot run --model ... --scenario {missing[0]})")
-        extra = sorted(scenarios - set(required) - set(optional))
+        extra = sorted(s.value for s in scenarios if s not in {*required, *optional})
         if extra:
             f.error("closed.scenarios", f"{system}/{name} has {', '.join(extra)}, which "
                     f"a {system_type} system does not submit for {name}",
@@ -194,18 +198,18 @@ def closed_division_findings(sources: list[_Source], rules: Round,
 
 
 def _check_scenario_logs(src: _Source, f: Findings) -> None:
-    for mode, folder in (("accuracy", src.path / "accuracy"),
-                         ("performance", src.path / "performance" / "run_1")):
+    for mode, folder in ((Mode.ACCURACY, src.path / "accuracy"),
+                         (Mode.PERFORMANCE, src.path / "performance" / "run_1")):
         detail = folder / "mlperf_log_detail.txt"
         if not detail.is_file():
-            f.error("closed.runs", f"{src.path} has no {mode} run",
-                    f"run --mode {mode} for {src.card.name} {src.scenario}", path=str(folder))
+            f.error("closed.runs", f"{src.path} has no {mode.value} run",
+                    f"run --mode {mode.value} for {src.card.name} {src.scenario.value}",
+                    path=str(folder))
             continue
-        log = parse_detail(detail)
-        effective = log.get("effective_scenario")
-        if effective and effective != src.scenario:
+        effective = logged_scenario(parse_detail(detail))
+        if effective is not None and effective is not src.scenario:
             f.error("closed.scenario-mismatch",
-                    f"{detail} is a {effective} run filed under {src.scenario}",
+                    f"{detail} is a {effective.value} run filed under {src.scenario.value}",
                     "keep each run in its own scenario folder", path=str(detail))
 
 
@@ -230,18 +234,17 @@ def _measurements(card: ModelCard, fmt_id: str | None, overrides: dict[str, Any]
 
 
 def _readme(src: _Source, benchmark: str) -> str:
-    spec = src.spec.get("spec", {})
     command = src.command or (
-        f"mlperf-pilot run --model {src.card.name} --scenario {src.scenario} "
-        f"--execution-mode {spec.get('execution_mode', 'test')}")
-    resolved = src.spec.get("resolved", {})
+        f"mlperf-pilot run --model {src.card.name} --scenario {src.scenario.value} "
+        f"--execution-mode {src.run_spec.execution_mode or 'test'}")
+    resolved = src.run_spec.resolved
     return (
-        f"# {benchmark} {src.scenario} on {src.system}\n\n"
+        f"# {benchmark} {src.scenario.value} on {src.system}\n\n"
         f"Produced with mlperf-pilot {__version__} by:\n\n```\n{command}\n```\n\n"
-        f"- model: {src.card.title} ({src.card.name}), {resolved.get('model_source', '')}\n"
-        f"- backend: {resolved.get('backend', '')} {resolved.get('backend_version', '')} on "
-        f"{resolved.get('device_in_use', '')}\n"
-        f"- dataset: {resolved.get('dataset_source', '')}\n"
+        f"- model: {src.card.title} ({src.card.name}), {resolved.model_source or ''}\n"
+        f"- backend: {resolved.backend or ''} {resolved.backend_version or ''} on "
+        f"{resolved.device_in_use or ''}\n"
+        f"- dataset: {resolved.dataset_source or ''}\n"
         f"- LoadGen settings: see user.conf (mlperf.conf unchanged)\n"
     )
 
@@ -276,7 +279,7 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
         others = f" (and {len(bad) - 1} more result(s))" if len(bad) > 1 else ""
         raise SubmissionError(
             f"{name} is not submittable: {why[0]}{others}; nothing written",
-            findings=[Finding("error", "generate.records", f"{n}: {'; '.join(w)}",
+            findings=[Finding(Severity.ERROR, "generate.records", f"{n}: {'; '.join(w)}",
                               path=n) for n, w in bad.items()],
             hint="rerun it (or leave it out with --system), or pass --include-invalid to "
                  "package it marked as invalid")
@@ -309,19 +312,19 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
         benchmark, custom = benchmark_name(src.card, rules)
         if custom is not None:
             report.model_mapping[benchmark] = custom
-        scenario = root / layout.scenario_dir(src.system, benchmark, src.scenario)
+        scenario = root / layout.scenario_dir(src.system, benchmark, src.scenario.value)
         _copy_files(src.path / "accuracy", scenario / "accuracy", ACCURACY_FILES)
         _copy_files(src.path / "performance" / "run_1", scenario / "performance" / "run_1",
                     PERFORMANCE_FILES)
-        _copy_compliance(src, root / layout.compliance_dir(src.system, benchmark, src.scenario))
-        measure = root / layout.measurements_dir(src.system, benchmark, src.scenario)
+        where = (src.system, benchmark, src.scenario.value)
+        _copy_compliance(src, root / layout.compliance_dir(*where))
+        measure = root / layout.measurements_dir(*where)
         measure.mkdir(parents=True, exist_ok=True)
-        spec = src.spec.get("spec", {})
-        measurements = _measurements(src.card, spec.get("model_format"), measure_overrides)
+        measurements = _measurements(src.card, src.run_spec.model_format, measure_overrides)
         records = src.records()
         if records:
             measurements[RECORDS_KEY] = {"records": records}
-        (root / layout.measurements_json(src.system, benchmark, src.scenario)).write_text(
+        (root / layout.measurements_json(*where)).write_text(
             json.dumps(measurements, indent=2) + "\n", encoding="utf-8")
         if (src.path / "user.conf").is_file():
             shutil.copyfile(src.path / "user.conf", measure / "user.conf")

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlperf_pilot.loadgen.logs import DetailLog
+from mlperf_pilot.loadgen.logs import DetailLog, logged_scenario
+from mlperf_pilot.submission.rounds import INTERACTIVE
 from mlperf_pilot.submission.tree_files import files
+from mlperf_pilot.vocab import Scenario
 
 if TYPE_CHECKING:
     from mlperf_pilot.submission.check import ResultChecks
@@ -107,7 +109,7 @@ def power_metric(ctx: ResultChecks, perf: DetailLog, spl: Path) -> None:
         return
     watts = sum(samples) / len(samples)
     fixed = ctx.v.scenario
-    if fixed in ("Offline", "Server", "Interactive"):
+    if fixed in (Scenario.OFFLINE, Scenario.SERVER, INTERACTIVE):
         ctx.v.power_metric = watts
         return
     queries = int(perf.get("result_query_count") or 0)
@@ -117,7 +119,7 @@ def power_metric(ctx: ResultChecks, perf: DetailLog, spl: Path) -> None:
         return
     seconds = (end - begin).total_seconds()
     per_query = watts * seconds * 1000 / queries
-    if fixed == "MultiStream" and str(perf.get("effective_scenario")) == "SingleStream":
+    if fixed == Scenario.MULTI_STREAM and logged_scenario(perf) is Scenario.SINGLE_STREAM:
         per_query *= 8
     ctx.v.power_metric = per_query
 

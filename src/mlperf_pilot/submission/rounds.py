@@ -20,8 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlperf_pilot.errors import UnknownPluginError
 
-LATEST = "v6.1"
+# the newest round known here: what `run`, `compliance` and `submission` use unless
+# --round says otherwise (the one spelling of the default)
+DEFAULT_ROUND = "v6.1"
+LATEST = DEFAULT_ROUND
 SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
+# A submission-tree scenario of the LLM benchmarks: a Server run judged by tighter
+# latency bounds. Not a LoadGen scenario, so not a member of vocab.Scenario.
+INTERACTIVE = "Interactive"
 # The official checker's last resort for a folder name no mapping knows, tried in order
 # (first match wins; the order matters: "bert-99.9" contains "bert-99").
 NAME_FALLBACKS: tuple[tuple[tuple[str, ...], str], ...] = (

@@ -1,8 +1,13 @@
-"""Launching one LoadGen test in its own process (parent side of ``testproc``).
+"""Launchers: how one LoadGen test job runs (``launch(job, progress, total) -> RunRecord``).
 
-``run_in_child`` writes the job next to where the record goes, starts
-``python -m mlperf_pilot.testproc JOB.json``, follows its ``progress N`` lines and reads
-back the RunRecord it writes. SIGINT/SIGTERM meanwhile are forwarded to the child and
+:class:`SubprocessLauncher` (the default) runs each test in a fresh process, as LoadGen
+needs for a clean mlperf.conf load (see docs/ARCHITECTURE.md). :class:`InlineLauncher`
+runs it in this process (tests, embedding programs; LoadGen then logs "Multiple conf
+files" from the second test on, so its results are not for submission).
+
+``SubprocessLauncher`` writes the job next to where the record goes, starts
+``python -m mlperf_pilot.engine.child JOB.json``, follows its ``progress N`` lines and
+reads back the RunRecord it writes. SIGINT/SIGTERM meanwhile are forwarded to the child and
 waited for (:class:`mlperf_pilot.interrupts.ForwardToChild`); the record of the test
 in flight then travels on an :class:`~mlperf_pilot.interrupts.Interrupted`. A child
 that ends without a record (a crash, a signal: named, e.g. "killed by SIGKILL") gets
@@ -15,20 +20,46 @@ import datetime as _dt
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
-from mlperf_pilot.config import Mode
+from mlperf_pilot.engine.job import TestJob
 from mlperf_pilot.interrupts import ForwardToChild, Interrupted, signal_name
 from mlperf_pilot.progress import Progress
 from mlperf_pilot.results.records import STATUS_FAILED, RunRecord, read_record, write_record
 from mlperf_pilot.storage import write_text_atomic
-from mlperf_pilot.testproc import LoadGenJob
+from mlperf_pilot.vocab import Mode
+
+
+class Launcher(Protocol):
+    """Runs one LoadGen test job and returns its record (also written to disk)."""
+
+    def launch(self, job: TestJob, progress: Progress, total_samples: int) -> RunRecord: ...
+
+
+class SubprocessLauncher:
+    """Each test in a fresh ``python -m mlperf_pilot.engine.child`` process."""
+
+    def launch(self, job: TestJob, progress: Progress, total_samples: int) -> RunRecord:
+        return run_in_child(job, progress, total_samples)
+
+
+class InlineLauncher:
+    """Each test in this process (LoadGen in a thread, as in the child)."""
+
+    def launch(self, job: TestJob, progress: Progress, total_samples: int) -> RunRecord:
+        from mlperf_pilot.engine.child import run_test
+
+        job.record_file.unlink(missing_ok=True)
+        total = total_samples if job.mode is Mode.ACCURACY else None
+        with progress.task(job.title, total=total, unit="samples"):
+            return run_test(job, progress_lines=False)
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> RunRecord:
+def run_in_child(job: TestJob, progress: Progress, total_samples: int) -> RunRecord:
     """Run one LoadGen test in a fresh Python process and return its record."""
     record_path = job.record_file
     record_path.unlink(missing_ok=True)
@@ -38,11 +69,11 @@ def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> Run
     write_text_atomic(job_path, job.model_dump_json(indent=2))
     stderr_path = record_path.with_name(f"{stem}.stderr.txt")
     total = total_samples if job.mode is Mode.ACCURACY else None
-    label = job.label or f"{job.scenario.value} {job.mode.value}"
+    label = job.title
     with stderr_path.open("w", encoding="utf-8") as err, \
             progress.task(label, total=total, unit="samples") as task:
         child = subprocess.Popen(
-            [sys.executable, "-m", "mlperf_pilot.testproc", str(job_path)],
+            [sys.executable, "-m", "mlperf_pilot.engine.child", str(job_path)],
             stdout=subprocess.PIPE, stderr=err, text=True,
         )
         # SIGINT/SIGTERM go on to the child, which writes its record; it is waited for
@@ -69,7 +100,7 @@ def run_in_child(job: LoadGenJob, progress: Progress, total_samples: int) -> Run
     return record
 
 
-def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
+def _crashed_record(job: TestJob, returncode: int, stderr_path: Path,
                     forward: ForwardToChild | None = None) -> RunRecord:
     """The record of a test process that ended without writing one: how it ended (a
     signal by name), the last line of its stderr and that file (kept)."""
@@ -88,9 +119,9 @@ def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
         reason = (f"interrupted by {signal_name(received)}: {reason}; the partial LoadGen "
                   f"logs are kept in {job.logs}")
     record = RunRecord(
-        model=job.model, mlperf_model=job.model, backend=job.backend, backend_version=None,
-        device=job.spec.sut.device.value, device_in_use="unknown", system=job.system,
-        scenario=job.scenario.value, mode=job.mode.value,
+        run_id=job.run_id, model=job.model.name, mlperf_model=job.model.mlperf_model,
+        backend=job.sut_name, backend_version=None, device=job.device_name,
+        device_in_use="unknown", system=job.system, scenario=job.scenario, mode=job.mode,
         log_dir=str(job.logs), started=_now(),
         status=STATUS_FAILED, reasons=[reason],
         interrupted=signal_name(received) if received is not None else None,
@@ -99,4 +130,4 @@ def _crashed_record(job: LoadGenJob, returncode: int, stderr_path: Path,
     return record
 
 
-__all__ = ["run_in_child"]
+__all__ = ["InlineLauncher", "Launcher", "SubprocessLauncher", "run_in_child"]

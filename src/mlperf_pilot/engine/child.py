@@ -3,10 +3,12 @@
 LoadGen reads mlperf.conf only on the first ``TestSettings.FromConfig`` call of a
 process; every later call skips it and logs "Multiple conf files are used", which the
 submission checker rejects. So, as the reference does, each (scenario, mode) test runs
-in a fresh process: ``python -m mlperf_pilot.testproc JOB.json``. The parent
-(:mod:`mlperf_pilot.runner`) writes the job, reads ``progress N`` lines from the
-child's stdout for its progress bar, and reads back the RunRecord the child writes
-next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``.
+in a fresh process: ``python -m mlperf_pilot.engine.child JOB.json``. The parent's
+launcher (:mod:`mlperf_pilot.engine.launch`) writes the job, reads ``progress N`` lines
+from the child's stdout for its progress bar, and reads back the RunRecord the child
+writes next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``.
+The job is self-contained (:mod:`mlperf_pilot.engine.job`): the catalog is never read
+here. :func:`run_test` is also what the inline launcher calls, in its own process.
 
 SIGINT/SIGTERM (the parent forwards them; a terminal's Ctrl-C reaches both): LoadGen
 runs in a thread, so the main thread takes the signal at once, writes the record
@@ -23,29 +25,23 @@ import resource
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict
-
 from mlperf_pilot.accuracy import GroundTruth, compute_accuracy
-from mlperf_pilot.backends import LoadOptions, create_backend
-from mlperf_pilot.catalog import load_catalog
-from mlperf_pilot.config import Mode, RunSpec, Scenario
-from mlperf_pilot.datasets.prepared import NpyDirDataset
 from mlperf_pilot.datasets.qsl import SampleStore
 from mlperf_pilot.decoders import Geometry, create_decoder
-from mlperf_pilot.errors import BackendError, MlperfPilotError
+from mlperf_pilot.engine.job import TestJob
+from mlperf_pilot.errors import MlperfPilotError
 from mlperf_pilot.interrupts import HANDLED, Interrupted, raise_once
 from mlperf_pilot.loadgen.logs import read_result
 from mlperf_pilot.loadgen.run import run_loadgen
 from mlperf_pilot.loadgen.settings import make_test_settings
 from mlperf_pilot.report.text import reference_line
-from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.results.records import (
     STATUS_FAILED,
     STATUS_INVALID,
@@ -54,69 +50,8 @@ from mlperf_pilot.results.records import (
     RunRecord,
     write_record,
 )
-from mlperf_pilot.sut.local import LocalSut
-
-
-class DatasetRef(BaseModel):
-    """Enough to reopen a preprocessed dataset in another process."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    folder: Path
-    count: int
-    sample_shape: tuple[int, ...]
-    dtype: str
-    labels: list[int]
-    library: str
-    annotations: Path | None = None
-    image_hw: list[tuple[int, int]] | None = None
-
-    @classmethod
-    def of(cls, dataset: NpyDirDataset) -> DatasetRef:
-        hw = None if dataset.image_hw is None else [
-            (int(h), int(w)) for h, w in dataset.image_hw]
-        return cls(folder=dataset.folder, count=dataset.count,
-                   sample_shape=tuple(dataset.sample_shape), dtype=str(dataset.dtype),
-                   labels=[int(v) for v in dataset.labels], library=dataset.library,
-                   annotations=dataset.annotations, image_hw=hw)
-
-    def open(self) -> NpyDirDataset:
-        return NpyDirDataset(
-            folder=self.folder, count=self.count, sample_shape=self.sample_shape,
-            dtype=np.dtype(self.dtype), labels=np.asarray(self.labels, dtype=np.int64),
-            library=self.library, built_now=0, annotations=self.annotations,
-            image_hw=None if self.image_hw is None else np.asarray(self.image_hw, np.int64),
-        )
-
-
-class LoadGenJob(BaseModel):
-    """Everything the child needs to run one test and write its record."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    spec: RunSpec
-    model: str
-    format_id: str
-    backend: str
-    system: str
-    model_path: Path | None
-    dataset: DatasetRef
-    scenario: Scenario
-    mode: Mode
-    scenario_root: Path  # spec.sut holds the scenario's resolved workers and threads
-    audit_config: Path | None = None
-    progress_interval_s: float = 0.25
-    # compliance runs: their own log folder and record, and TEST05's alternate seeds
-    log_dir: Path | None = None
-    record_path: Path | None = None
-    test05: bool = False
-    label: str | None = None
-
-    @property
-    def logs(self) -> Path:
-        return self.log_dir or ScenarioPaths(self.scenario_root).log_dir(self.mode)
-
-    @property
-    def record_file(self) -> Path:
-        return self.record_path or ScenarioPaths(self.scenario_root).record(self.mode)
+from mlperf_pilot.sut.registry import sut_kind
+from mlperf_pilot.vocab import Mode
 
 
 def _now() -> str:
@@ -128,58 +63,49 @@ def _emit_progress(count: int) -> None:
     sys.stdout.flush()
 
 
-def run_test(job: LoadGenJob) -> RunRecord:
+def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
     """Run the job's LoadGen test in this process and write its RunRecord."""
-    catalog = load_catalog()
-    card = catalog.model(job.model)
-    fmt = card.format(job.format_id)
-    paths = ScenarioPaths(job.scenario_root)
     log_dir = job.logs
     if log_dir.exists() and job.log_dir is None:
         shutil.rmtree(log_dir)
-    backend = create_backend(job.backend)
+    model = job.model
     record = RunRecord(
-        model=card.name, mlperf_model=card.mlperf_model, backend=job.backend,
-        backend_version=backend.version(), device=job.spec.sut.device.value,
-        device_in_use="(not loaded)", system=job.system, scenario=job.scenario.value,
-        mode=job.mode.value, log_dir=str(log_dir), started=_now(),
+        run_id=job.run_id, model=model.name, mlperf_model=model.mlperf_model,
+        backend=job.sut_name, backend_version=None, device=job.device_name,
+        device_in_use="(not loaded)", system=job.system, scenario=job.scenario,
+        mode=job.mode, log_dir=str(log_dir), started=_now(),
     )
     started = time.monotonic()
     interrupted: Interrupted | None = None
+    sut: Any = None
     answered: Any = None  # the SUT, once the LoadGen test is about to start
     try:
-        if job.model_path is not None or job.backend == "null":
-            backend.load(LoadOptions(
-                model_path=job.model_path or Path("none"), inputs=fmt.inputs,
-                outputs=fmt.postprocess.outputs, device=job.spec.sut.device,
-                threads=job.spec.sut.threads,
-                spin_wait=job.spec.sut.spin_for(job.scenario.value), extra=dict(fmt.options),
-            ))
-        record.device_in_use = backend.device_in_use
         dataset = job.dataset.open()
         store = SampleStore(dataset)
-        geometry = Geometry.of(catalog.recipe(fmt.preprocess), dataset.image_hw)
-        sut = LocalSut(backend, store, create_decoder(fmt.postprocess, geometry), job.spec.sut)
-        settings = make_test_settings(paths.user_conf_for(job.mode), card.mlperf_model,
-                                      job.scenario, job.mode)
-        if job.test05:
-            settings.test05 = True
-        warm_up(backend, dataset, sut.max_batch_size)
+        decoder = create_decoder(model.fmt.postprocess, Geometry.of(model.recipe,
+                                                                   dataset.image_hw))
+        sut = sut_kind(job.sut.kind).open(job, store, decoder)
+        described = sut.describe()
+        record.backend, record.backend_version = described.name, described.version
+        record.device_in_use = described.device_in_use
+        settings = _test_settings(job)
         answered = sut
+        emit = _emit_progress if progress_lines else None
 
         def test() -> None:
             with sut:
                 run_loadgen(
                     sut, store, settings, log_dir,
-                    performance_sample_count=card.performance_sample_count,
+                    performance_sample_count=model.performance_sample_count,
                     audit_config=job.audit_config,
-                    monitor=lambda: _emit_progress(sut.stats.completed + sut.stats.failed),
+                    monitor=None if emit is None else
+                    (lambda: emit(sut.stats.completed + sut.stats.failed)),
                     monitor_interval_s=job.progress_interval_s,
                 )
 
         _in_thread(test)
-        truth = GroundTruth.of(dataset, use_inv_map=fmt.postprocess.accuracy_inv_map)
-        _conclude(record, log_dir, job, sut, store, dataset, card.accuracy.metric, truth)
+        truth = GroundTruth.of(dataset, use_inv_map=model.fmt.postprocess.accuracy_inv_map)
+        _conclude(record, log_dir, job, sut, store, dataset, model.accuracy_metric, truth)
     except MlperfPilotError as exc:
         record.status = STATUS_FAILED
         record.reasons.append(exc.message)
@@ -191,13 +117,26 @@ def run_test(job: LoadGenJob) -> RunRecord:
         record.reasons.append(f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        if interrupted is None:  # else LoadGen may still call into the backend
-            backend.close()
+        close = getattr(sut, "close", None)
+        if interrupted is None and close is not None:  # else LoadGen may still call it
+            close()
         record.finished = _now()
         record.duration_s = round(time.monotonic() - started, 3)
         record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         write_record(record, job.record_file)
     return record
+
+
+def _test_settings(job: TestJob) -> Any:
+    """TestSettings from the job's user.conf text (in a temporary file while LoadGen
+    reads it: FromConfig takes a path)."""
+    with tempfile.TemporaryDirectory(prefix="mlperf-pilot-conf-") as folder:
+        conf = Path(folder) / "user.conf"
+        conf.write_text(job.user_conf, encoding="utf-8")
+        settings = make_test_settings(conf, job.model.mlperf_model, job.scenario, job.mode)
+    if job.test05:
+        settings.test05 = True
+    return settings
 
 
 def _in_thread(test: Callable[[], None]) -> None:
@@ -257,22 +196,8 @@ def _stop_with_parent() -> None:
         os.kill(os.getpid(), PARENT_ENDED)
 
 
-def warm_up(backend: Any, dataset: NpyDirDataset, max_batch_size: int, rounds: int = 2) -> None:
-    """Untimed inferences before LoadGen starts, as the reference does: the first calls
-    of a fresh session pay for memory arenas and kernel selection."""
-    sample = np.ascontiguousarray(dataset.read(0))[None]
-    batch = np.ascontiguousarray(np.repeat(sample, max_batch_size, axis=0))
-    try:
-        for _ in range(rounds):
-            backend.predict(sample)
-            if max_batch_size > 1:
-                backend.predict(batch)
-    except Exception as exc:
-        raise BackendError(f"inference failed during warm-up: {type(exc).__name__}: {exc}") from exc
-
-
-def _conclude(record: RunRecord, log_dir: Path, job: LoadGenJob, sut: LocalSut,
-              store: SampleStore, dataset: NpyDirDataset, metric: str,
+def _conclude(record: RunRecord, log_dir: Path, job: TestJob, sut: Any,
+              store: SampleStore, dataset: Any, metric: str,
               truth: GroundTruth) -> None:
     result = read_result(log_dir)
     loadgen = result.model_dump(mode="json")
@@ -323,13 +248,13 @@ def loadgen_reasons(result: Any) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m mlperf_pilot.testproc JOB.json\n")
+        sys.stderr.write("usage: python -m mlperf_pilot.engine.child JOB.json\n")
         return 2
     for sig in (*HANDLED, PARENT_ENDED):
         signal.signal(sig, raise_once)
     _stop_with_parent()
     try:
-        job = LoadGenJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
+        job = TestJob.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
         record = run_test(job)
     except Interrupted as exc:  # before the record could be started: the parent writes it
         sys.stderr.write(f"interrupted by {exc.name} before the test started\n")

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlperf_pilot.config import RunSpec, Scenario
 from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
-from mlperf_pilot.plan import RunPlan
 from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.results.staging import ScenarioStage
 from mlperf_pilot.storage import write_text_atomic
+
+if TYPE_CHECKING:
+    from mlperf_pilot.engine.plan import RunPlan
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,201 @@
+"""The command-line flags of ``run`` and ``compliance``, as data.
+
+Each :class:`Flag` names the RunSpec setting it sets (a dotted key, as ``--set`` spells
+it), its value type, its help and the commands that carry it. The CLI builds its click
+options from :data:`RUN_FLAGS`, :func:`flags_to_layer` turns the values given into the
+flag layer of :func:`~mlperf_pilot.config.layering.build_run_spec`, and
+:func:`flags_markdown` renders the README's table, so the help, the README and anything
+that writes command lines for a run (pipelines) read one table. No click here: this is
+configuration, the CLI applies it.
+
+``python -m mlperf_pilot.config.flags`` prints the README table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlperf_pilot.submission.rounds import DEFAULT_ROUND
+
+FlagType = Literal["text", "int", "float", "path", "choice", "flag"]
+Command = Literal["run", "compliance"]
+BOTH: tuple[Command, ...] = ("run", "compliance")
+RUN_ONLY: tuple[Command, ...] = ("run",)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag: ``name`` (``--model-path``) sets ``key`` (``sut.model_path``)."""
+
+    name: str
+    key: str
+    type: FlagType
+    help: str
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    # repeatable: the values given form a list (``--scenario Offline --scenario Server``)
+    multiple: bool = False
+    commands: tuple[Command, ...] = BOTH
+    # the choices a command accepts when it takes fewer than ``choices``
+    command_choices: tuple[tuple[Command, tuple[str, ...]], ...] = ()
+    # the README's longer meaning; None = ``help``
+    doc: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The parameter name a parsed value comes under: ``--model-path`` -> model_path."""
+        return self.name.lstrip("-").replace("-", "_")
+
+    def choices_for(self, command: Command) -> tuple[str, ...]:
+        return dict(self.command_choices).get(command, self.choices)
+
+
+_SCENARIOS = "SingleStream, MultiStream, Server, Offline or all (repeat or comma-separate)."
+
+RUN_FLAGS: tuple[Flag, ...] = (
+    Flag("--model", "model", "text", "Catalog model name (`mlperf-pilot list models`).",
+         metavar="NAME", doc="a catalog model (`mlperf-pilot list models`); default the demo"),
+    Flag("--sut", "sut.kind", "text",
+         "Kind of system under test (default local: a backend in this process).",
+         metavar="KIND",
+         doc="the kind of system under test; `local` (default): a backend runs the model "
+         "file in this process"),
+    Flag("--backend", "sut.backend", "text", "Backend name (`mlperf-pilot list backends`).",
+         metavar="NAME",
+         doc="backend (`mlperf-pilot list backends`); default the card's"),
+    Flag("--device", "sut.device", "text", "cpu, cuda (gpu is an alias of cuda).",
+         metavar="DEVICE", doc="`cpu` (default), `cuda`; `gpu` = `cuda`"),
+    Flag("--model-format", "sut.model_format", "text",
+         "A format id of the model card, e.g. onnx-opset8.", metavar="ID",
+         doc="one of the card's formats, e.g. `onnx-opset8` (default: the card's)"),
+    Flag("--model-path", "sut.model_path", "path", "Use this model file.", metavar="FILE",
+         doc="use your own model file (else the cached, built or downloaded one)"),
+    Flag("--dataset", "dataset", "text", "Catalog dataset name (default: the model card's).",
+         metavar="NAME", commands=RUN_ONLY,
+         doc="a catalog dataset (`mlperf-pilot list datasets`); default the model card's"),
+    Flag("--dataset-path", "dataset_path", "path",
+         "Folder of the dataset (ImageNet: images + val_map.txt).", metavar="DIR",
+         doc="use your own copy of the dataset (ImageNet: images + val_map.txt)"),
+    Flag("--scenario", "scenarios", "text", _SCENARIOS, metavar="S", multiple=True,
+         doc="`SingleStream`, `MultiStream`, `Server`, `Offline` or `all` (repeat or "
+         "comma-separate); default the card's, else Offline"),
+    Flag("--mode", "modes", "text", "accuracy, performance or both.", metavar="M",
+         multiple=True, commands=RUN_ONLY,
+         doc="`accuracy`, `performance` or `both`; default the card's, else both"),
+    Flag("--execution-mode", "execution_mode", "choice",
+         "test: short runs (default); find (run only): calibrate targets into the targets "
+         "file; valid: mlperf.conf's official durations with those targets.",
+         choices=("test", "find", "valid"),
+         command_choices=(("compliance", ("test", "valid")),),
+         doc="`test` (default): short runs, targets estimated from a warm-up; `find`: "
+         "calibrate targets (`run` only); `valid`: mlperf.conf's official durations and "
+         "query counts with the calibrated targets"),
+    Flag("--targets-file", "targets_file", "path",
+         "Calibration targets (default ./mlperf-pilot-targets.yaml).", metavar="FILE",
+         commands=RUN_ONLY,
+         doc="calibration targets (default `./mlperf-pilot-targets.yaml`)"),
+    Flag("--compliance", "compliance", "flag",
+         "Also run the compliance tests the round requires (TEST01, TEST04, ...).",
+         commands=RUN_ONLY,
+         doc="also run the compliance tests the round requires (TEST01, TEST04, ...)"),
+    Flag("--round", "round", "text",
+         f"MLPerf round whose rules apply (default {DEFAULT_ROUND}).", metavar="R",
+         doc=f"the MLPerf round whose rules apply: compliance tests, submission layout "
+         f"(default {DEFAULT_ROUND})"),
+    Flag("--count", "count", "int", "Use only the first N samples of the dataset.",
+         metavar="N", commands=RUN_ONLY,
+         doc="use only the first N samples of the dataset (N ≥ 1; more than the data set "
+         "has: all of it, and the run notes the cap)"),
+    Flag("--duration-ms", "loadgen.min_duration_ms", "int", "LoadGen min_duration (ms).",
+         metavar="MS",
+         doc="LoadGen's minimum duration, written to the run's `user.conf`; at least 100 "
+         "(shorter runs measure nothing: at 0 LoadGen runs one query and calls it VALID)"),
+    Flag("--target-qps", "loadgen.target_qps", "float",
+         "Offline expected / Server target QPS.", metavar="QPS", commands=RUN_ONLY,
+         doc="Offline expected / Server target QPS, written to `user.conf`; finite, "
+         "0.001 to 10⁹ (default: estimated or calibrated)"),
+    Flag("--target-latency-ms", "loadgen.target_latency_ms", "float",
+         "SingleStream/MultiStream expected latency, Server latency bound (ms).",
+         metavar="MS", commands=RUN_ONLY,
+         doc="SingleStream/MultiStream expected latency, Server latency bound (ms), "
+         "written to `user.conf`; finite and above 0 (Server: whole milliseconds)"),
+    Flag("--max-batch-size", "sut.max_batch_size", "int", "Largest batch the SUT forms.",
+         metavar="N",
+         doc="the largest batch the SUT forms (default: the card's, else 8); one whose input "
+         "buffers alone exceed the available memory is refused"),
+    Flag("--threads", "sut.threads", "int", "Backend intra-op threads (default: cores/workers).",
+         metavar="N", commands=RUN_ONLY,
+         doc="backend intra-op threads (default: cores ÷ workers); more than 4 threads per "
+         "usable core (`--threads`, `--workers`, or the two multiplied) is refused, naming "
+         "the limit"),
+    Flag("--workers", "sut.workers", "int",
+         "SUT worker threads (default 1; Server: one per core).", metavar="N",
+         commands=RUN_ONLY,
+         doc="SUT worker threads (default: 1 using every core; in Server one "
+         "single-threaded worker per core for backends that run calls in parallel on the "
+         "CPU: measured 0.98× Offline against 0.73×, see benchmarks/README.md)"),
+    Flag("--results-dir", "results_dir", "path", "Default ./results.", metavar="DIR",
+         doc="where results go (default `./results`)"),
+    Flag("--system-name", "system_name", "text", "Name of this system in the results tree.",
+         metavar="NAME",
+         doc="the system's folder in the results tree (default `<backend>-<device>`)"),
+    Flag("--allow-unverified-download", "allow_unverified_download", "flag",
+         "Download a model file no checksum can verify (plain http, or a server that does "
+         "not say the length); or pin one: --set sut.model_sha256=HEX.", commands=RUN_ONLY,
+         doc="download a model file no checksum can verify (plain http, or a server that "
+         "does not say the length); or pin one with `--set sut.model_sha256=HEX`"),
+)
+
+
+def flags_for(command: Command) -> tuple[Flag, ...]:
+    """The flags ``command`` carries, in table order."""
+    return tuple(flag for flag in RUN_FLAGS if command in flag.commands)
+
+
+def flags_to_layer(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The flag layer: the values given (by :attr:`Flag.dest`; None, False or an empty
+    list = not given) as a nested mapping of settings."""
+    layer: dict[str, Any] = {}
+    for flag in RUN_FLAGS:
+        value = values.get(flag.dest)
+        if value is None or value is False or (flag.multiple and not value):
+            continue
+        if flag.multiple:
+            value = list(value)
+        *parents, last = flag.key.split(".")
+        node = layer
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return layer
+
+
+def flags_markdown() -> str:
+    """The README's table of flags: flag | setting | meaning."""
+    rows = ["| flag | setting | meaning |", "|---|---|---|"]
+    for flag in RUN_FLAGS:
+        shown = flag.name
+        if flag.type == "choice":
+            shown += " " + "|".join(flag.choices)
+        elif flag.metavar:
+            shown += f" {flag.metavar}"
+        if flag.multiple:
+            shown += " …"
+        meaning = flag.doc or flag.help
+        if flag.commands == RUN_ONLY:
+            meaning += " — `run` only"
+        rows.append(f"| `{_cell(shown)}` | `{flag.key}` | {_cell(meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+__all__ = ["RUN_FLAGS", "Command", "Flag", "FlagType", "flags_for", "flags_markdown",
+           "flags_to_layer"]
+
+if __name__ == "__main__":
+    print(flags_markdown(), end="")
