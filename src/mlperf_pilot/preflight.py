@@ -146,7 +146,7 @@ def check_run(spec: RunSpec, *, system: str, model: str, recipe: PreprocessSpec,
               parallel: bool) -> None:
     """Everything about this machine a run needs, checked before it starts."""
     from mlperf_pilot.calibration import DEFAULT_TARGETS_FILE, TargetsFile
-    from mlperf_pilot.config import ExecutionMode, default_cache_dir
+    from mlperf_pilot.config import ExecutionMode, cache_dir_for
     from mlperf_pilot.datasets.prepared import usable_cores
     from mlperf_pilot.results.layout import ScenarioPaths
 
@@ -154,13 +154,13 @@ def check_run(spec: RunSpec, *, system: str, model: str, recipe: PreprocessSpec,
     for scenario in spec.scenarios:  # the deepest folders a run writes
         check_folder(ScenarioPaths.of(spec.results_dir, system, model, scenario).root,
                      what="results folder", option="--results-dir")
+    cache = cache_dir_for(spec)  # the one precedence; the option named is where it came from
     if spec.cache_dir is not None:
-        check_folder(spec.cache_dir, what="cache folder", option="--cache-dir")
+        check_folder(cache, what="cache folder", option="--cache-dir")
     elif os.environ.get("MLPERF_PILOT_CACHE"):
-        check_folder(default_cache_dir(), what="cache folder",
-                     option="MLPERF_PILOT_CACHE (or --cache-dir)")
+        check_folder(cache, what="cache folder", option="MLPERF_PILOT_CACHE (or --cache-dir)")
     else:
-        check_folder(default_cache_dir(), what="the user cache folder", option="--cache-dir")
+        check_folder(cache, what="the user cache folder", option="--cache-dir")
     if spec.execution_mode in (ExecutionMode.FIND, ExecutionMode.VALID):
         # find writes the targets file, valid reads it (and writes it after a rerun)
         targets = TargetsFile(spec.targets_file or DEFAULT_TARGETS_FILE)
@@ -170,8 +170,8 @@ def check_run(spec: RunSpec, *, system: str, model: str, recipe: PreprocessSpec,
     cores = usable_cores()
     layouts = sorted({spec.sut.layout(s, cores, parallel=parallel)
                       for s in spec.scenarios})
-    check_threads(threads=getattr(spec.sut, "threads", 0), workers=spec.sut.workers, layouts=layouts,
-                  preprocess_workers=spec.preprocess_workers, cores=cores)
+    check_threads(threads=getattr(spec.sut, "threads", 0), workers=spec.sut.workers,
+                  layouts=layouts, preprocess_workers=spec.preprocess_workers, cores=cores)
     try:
         shape = recipe.sample_shape
     except ValueError:  # no fixed size: nothing to compute from

@@ -200,3 +200,28 @@ def test_an_unknown_round_with_compliance_is_refused_before_any_run(tmp_path: Pa
         plan_run(spec)
     assert "round" in caught.value.message and "v6.1" in (caught.value.hint or "")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_crashed_test_process_gets_a_record_with_the_mlperf_model_name(
+        tmp_path: Path) -> None:
+    from mlperf_pilot.engine.job import DatasetRef, ModelRef, TestJob
+    from mlperf_pilot.engine.launch import _crashed_record
+
+    catalog = load_catalog()
+    card = catalog.model("resnet50-synthetic")
+    fmt = card.format(None)
+    job = TestJob(
+        run_id="r1", system="null-cpu", scenario="Offline", mode="performance",
+        model=ModelRef(name=card.name, mlperf_model=card.mlperf_model, fmt=fmt,
+                       recipe=catalog.recipe(fmt.preprocess),
+                       performance_sample_count=8, accuracy_metric="top1"),
+        sut={"backend": "null"}, scenario_root=tmp_path, user_conf="",
+        dataset=DatasetRef(folder=tmp_path, count=1, sample_shape=(1,), dtype="float32",
+                           labels=[0], library="pillow"))
+    stderr = tmp_path / "performance.stderr.txt"
+    stderr.write_text("Fatal Python error: Segmentation fault\n")
+    record = _crashed_record(job, -11, stderr)
+    assert (record.model, record.mlperf_model) == ("resnet50-synthetic", "resnet50")
+    assert record.status == "FAILED" and record.run_id == "r1"
+    assert "killed by SIGSEGV: Fatal Python error" in record.reasons[0]
+    assert read_record(job.record_file) == record

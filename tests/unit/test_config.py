@@ -194,3 +194,45 @@ def test_targets_file_is_read_when_used_and_checked_level_by_level(tmp_path: Pat
         targets.load()
     path.write_text("sys:\n  resnet50:\n    Offline: {target_qps: 5.0}\n  other:\n")
     assert TargetsFile(path).get("sys", "resnet50", Scenario.OFFLINE) == {"target_qps": 5.0}
+
+
+# ------------------------------------------------------------- the SUT, discriminated on kind
+
+
+def test_flat_keys_of_old_configs_land_under_the_local_sut(tmp_path: Path) -> None:
+    from mlperf_pilot.config import LocalSutConfig, build_run_spec, load_config_file
+
+    old = tmp_path / "old.yaml"
+    old.write_text("model: resnet50\nbackend: onnxruntime\ndevice: gpu\nmodel_format: onnx\n"
+                   "sut: {max_batch_size: 4}\n")
+    spec = build_run_spec([load_config_file(old)])
+    assert isinstance(spec.sut, LocalSutConfig) and spec.sut.kind == "local"
+    assert (spec.sut.backend, spec.sut.device.value, spec.sut.model_format,
+            spec.sut.max_batch_size) == ("onnxruntime", "cuda", "onnx", 4)
+    # a later layer's flat key still wins over an earlier layer's nested one, and back
+    assert build_run_spec([{"sut": {"backend": "a"}}, {"backend": "b"}]).sut.backend == "b"
+    assert build_run_spec([{"backend": "b"}, {"sut": {"backend": "a"}}]).sut.backend == "a"
+    # the Python API takes both spellings too
+    assert RunSpec(backend="null", sut={"threads": 2}).sut.threads == 2
+    assert RunSpec(backend="null").sut.backend == "null"
+    # --set takes both spellings
+    assert build_run_spec([parse_set_option("model_path=/x")]).sut.model_path == Path("/x")
+    assert build_run_spec([parse_set_option("sut.device=gpu")]).sut.device.value == "cuda"
+
+
+def test_the_sut_config_is_saved_and_read_back_with_its_kind() -> None:
+    spec = RunSpec(backend="null", sut={"workers": 2})
+    again = RunSpec.model_validate_json(spec.model_dump_json())
+    assert again == spec and again.model_dump(mode="json")["sut"]["kind"] == "local"
+    assert again.model_dump(mode="json")["sut"]["backend"] == "null"
+
+
+def test_settings_of_another_kind_are_refused_on_the_local_sut() -> None:
+    from mlperf_pilot.config import build_run_spec
+
+    with pytest.raises(ConfigError) as caught:
+        build_run_spec([{"sut": {"kind": "local", "url": "http://127.0.0.1:1"}}])
+    assert "sut.url" in caught.value.message and "unknown setting" in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        parse_set_option("sut.no_such_setting=1")
+    assert "max_batch_size" in (caught.value.hint or "")

@@ -34,10 +34,10 @@ from mlperf_pilot.catalog import Catalog, load_catalog
 from mlperf_pilot.config import LocalSutConfig, deep_merge
 from mlperf_pilot.datasets.imagenet import load_imagenet
 from mlperf_pilot.datasets.prepared import NpyDirDataset, prepare_images, usable_cores
+from mlperf_pilot.engine import resolve_spec, run_benchmark
 from mlperf_pilot.errors import ConfigError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.results.records import RunRecord
-from mlperf_pilot.engine import resolve_spec, run_benchmark
 
 MODELS = ("resnet50-synthetic", "efficientnet-lite0-demo")
 # Server bounds searched besides the card's: on 2 CPU cores one ResNet-50 inference takes

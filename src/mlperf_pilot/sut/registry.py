@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlperf_pilot.errors import ConfigError
 from mlperf_pilot.registry import Registry
 
 if TYPE_CHECKING:
@@ -21,7 +22,16 @@ SUT_KINDS: Registry[type[SutKind]] = Registry(
 
 
 def sut_kind(name: str) -> type[SutKind]:
-    return SUT_KINDS.get(name)
+    """The plugin of a SUT kind; one from another package must be a ``SutKind``."""
+    from mlperf_pilot.sut.kind import SutKind
+
+    cls = SUT_KINDS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, SutKind)):
+        raise ConfigError(
+            f"the SUT kind {name!r} ({SUT_KINDS.origin(name)}) is not a SutKind class",
+            hint="its entry point must name a subclass of mlperf_pilot.sut.kind.SutKind",
+        )
+    return cls
 
 
 __all__ = ["SUT_KINDS", "sut_kind"]

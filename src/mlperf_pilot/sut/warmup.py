@@ -40,9 +40,13 @@ def warm_up(predictor: Predictor, dataset: PreparedDataset, max_batch_size: int,
     except MlperfPilotError:
         raise
     except Exception as exc:
-        raise BackendError(f"inference failed during warm-up: {type(exc).__name__}: {exc}",
-                           hint="the model does not accept this input; check --model-path "
-                           "and --model-format") from exc
+        raise warm_up_failed(exc) from exc
+
+
+def warm_up_failed(exc: Exception) -> BackendError:
+    return BackendError(f"inference failed during warm-up: {type(exc).__name__}: {exc}",
+                        hint="the model does not accept this input; check --model-path and "
+                        "--model-format")
 
 
 def measure_speed(
@@ -54,10 +58,10 @@ def measure_speed(
     also proves the model and the decoder work on real data before LoadGen starts, and
     that the outputs are what the card's postprocess reads (OutputMismatchError)."""
     _, source = first_batches(dataset, max_batch_size)
-    buffer = np.empty_like(source)
     # fewer loaded samples than a batch: no run of consecutive rows fills one, so the
     # SUT gathers (copies) every batch; otherwise batches are views
     copies = dataset.count < max_batch_size
+    buffer = np.empty_like(source) if copies else source
 
     def timed(size: int, budget: float) -> float:
         rows = np.arange(size)
@@ -83,10 +87,7 @@ def measure_speed(
     except MlperfPilotError:
         raise
     except Exception as exc:
-        raise BackendError(
-            f"inference failed during warm-up: {type(exc).__name__}: {exc}",
-            hint="the model does not accept this input; check --model-path and --model-format",
-        ) from exc
+        raise warm_up_failed(exc) from exc
     return Estimates(latency_ms=latency, batch_latency_ms=batch_latency,
                      max_batch_size=max_batch_size)
 
