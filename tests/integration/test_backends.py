@@ -19,8 +19,8 @@ from mlperf_pilot.catalog import load_catalog
 from mlperf_pilot.catalog.cards import TensorSpec
 from mlperf_pilot.cli.main import main
 from mlperf_pilot.config import Device
-from mlperf_pilot.errors import BackendError, DeviceUnavailableError
 from mlperf_pilot.engine import resolve_spec, run_benchmark
+from mlperf_pilot.errors import BackendError, DeviceUnavailableError
 
 DEMO = load_catalog().model("efficientnet-lite0-demo")
 INPUTS = (TensorSpec(name="input", shape=(-1, 3, 224, 224)),)

@@ -15,10 +15,9 @@ import pytest
 from mlperf_pilot.catalog import load_catalog
 from mlperf_pilot.catalog.loader import Catalog
 from mlperf_pilot.config import RunSpec, SutConfig
-from mlperf_pilot.engine import InlineLauncher, RunObserver, plan_run, resolve_spec, \
-    run_benchmark
-from mlperf_pilot.errors import ConfigError, UnknownPluginError
 from mlperf_pilot.decoders import create_decoder
+from mlperf_pilot.engine import InlineLauncher, RunObserver, plan_run, resolve_spec, run_benchmark
+from mlperf_pilot.errors import ConfigError, UnknownPluginError
 from mlperf_pilot.results.records import read_record
 from mlperf_pilot.sut.base import BatchingSut, SutDescription
 from mlperf_pilot.sut.kind import PreparedSut, SutKind, SutPlan

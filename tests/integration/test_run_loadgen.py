@@ -11,9 +11,9 @@ import pytest
 from builders import make_imagenet_folder
 from mlperf_pilot.config import ALL_SCENARIOS
 from mlperf_pilot.datasets.prepared import usable_cores
+from mlperf_pilot.engine import resolve_spec, run_benchmark
 from mlperf_pilot.errors import DeviceUnavailableError
 from mlperf_pilot.results.records import read_record
-from mlperf_pilot.engine import resolve_spec, run_benchmark
 
 
 def _spec(**overrides: object):

@@ -15,8 +15,8 @@ from mlperf_pilot.config import (
     load_config_file,
     parse_set_option,
 )
-from mlperf_pilot.errors import EXIT_USAGE, ConfigError, UnknownPluginError
 from mlperf_pilot.engine import resolve_spec
+from mlperf_pilot.errors import EXIT_USAGE, ConfigError, UnknownPluginError
 
 
 def test_scenarios_accept_all_lists_and_any_case() -> None:

@@ -32,6 +32,7 @@ from mlperf_pilot.config import (
 from mlperf_pilot.config.flags import RUN_FLAGS, flags_for, flags_markdown, flags_to_layer
 from mlperf_pilot.errors import ConfigError, UnknownPluginError
 from mlperf_pilot.submission.rounds import DEFAULT_ROUND, load_round
+from mlperf_pilot.sut.kind import SutKind
 from mlperf_pilot.sut.registry import SUT_KINDS
 from mlperf_pilot.vocab import COMPLIANCE_TESTS
 
@@ -195,15 +196,29 @@ class _OtherSutConfig(SutConfig):
     endpoint: str = "http://127.0.0.1:9"
 
 
-class _OtherKind:
-    """A SUT kind as the registry holds one; validating a RunSpec needs only its config."""
+class _OtherKind(SutKind):
+    """A SUT kind as the registry holds one; validating a RunSpec needs only its config
+    (the engine's steps are exercised in tests/integration/test_engine_seams.py)."""
 
+    name = "other"
     config = _OtherSutConfig
+
+    @classmethod
+    def plan(cls, spec, card, catalog):  # type: ignore[no-untyped-def]
+        raise AssertionError("not planned in this test")
+
+    @classmethod
+    def prepare(cls, ctx):  # type: ignore[no-untyped-def]
+        raise AssertionError("not prepared in this test")
+
+    @classmethod
+    def open(cls, job, store, decoder):  # type: ignore[no-untyped-def]
+        raise AssertionError("not opened in this test")
 
 
 @pytest.fixture
 def other_kind() -> Iterator[None]:
-    SUT_KINDS.register("other", _OtherKind)  # type: ignore[arg-type]
+    SUT_KINDS.register("other", _OtherKind)
     yield
     SUT_KINDS.unregister("other")
 

@@ -87,7 +87,9 @@ def test_a_record_with_a_real_loadgen_result_round_trips_through_json(
     assert (saved["scenario"], saved["mode"], saved["status"]) == (
         "Offline", "performance", "VALID")
     assert saved["loadgen"]["scenario"] == "Offline"
-    assert dt.datetime.fromisoformat(saved["finished"].replace("Z", "+00:00")) == record.finished
+    # "+00:00" as before (datetime.fromisoformat reads no "Z" before Python 3.11)
+    assert saved["finished"] == "2025-06-05T10:20:00+00:00"
+    assert dt.datetime.fromisoformat(saved["started"]) == record.started
     assert RUN_ID.match(saved["run_id"])
 
 
@@ -240,6 +242,7 @@ def test_provenance_round_trips_through_run_spec_json(tmp_path: Path) -> None:
     assert saved.resolved.versions.python == resolved.versions.python  # type: ignore[union-attr]
     raw = json.loads(path.read_text())["resolved"]
     assert raw["model_path"] == "/cache/model.onnx" and raw["sut_kind"] == "local"
+    assert raw["started"] == "2025-06-05T10:15:00+00:00"
     assert raw["warmup_estimates"] == {"latency_ms": 3.5, "batch_latency_ms": 20.0}
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from mlperf_pilot.accuracy import GroundTruth
 from mlperf_pilot.compliance.run import (
-    FAIL,
     CompliancePaths,
     ComplianceRecord,
     VerifyInputs,
@@ -17,8 +16,7 @@ from mlperf_pilot.compliance.run import (
     prepare_run,
 )
 from mlperf_pilot.errors import ComplianceError
-from mlperf_pilot.results.records import STATUS_FAILED
-from mlperf_pilot.vocab import ExecutionMode, Mode
+from mlperf_pilot.vocab import ComplianceStatus, ExecutionMode, Mode, RunStatus
 
 if TYPE_CHECKING:
     from mlperf_pilot.engine.session import ScenarioSession
@@ -39,8 +37,8 @@ def run_compliance(session: ScenarioSession) -> list[ComplianceRecord]:
         try:
             prepare_run(cpaths, planned.benchmark, scenario)
         except ComplianceError as exc:
-            record = ComplianceRecord(test=test, scenario=scenario.value,
-                                      reasons=[exc.message])
+            record = ComplianceRecord(test=test, scenario=scenario, reasons=[exc.message],
+                                      run_id=session.prepared.run_id)
         else:
             run = session.launch(
                 Mode.PERFORMANCE, audit_config=cpaths.audit_config, log_dir=cpaths.run_dir,
@@ -51,10 +49,11 @@ def run_compliance(session: ScenarioSession) -> list[ComplianceRecord]:
                 cpaths, planned.benchmark, card.accuracy.metric, truth,
                 definitions()[test]["threshold"], planned.accuracy_delta_percent,
                 test_mode=spec.execution_mode is ExecutionMode.TEST,
-                duration_ms=spec.loadgen.min_duration_ms or spec.test_duration_ms)
+                duration_ms=spec.loadgen.min_duration_ms or spec.test_duration_ms,
+                run_id=session.prepared.run_id)
             record = finish_and_verify(inputs, planned.seeds)
-            if run.status == STATUS_FAILED:
-                record.status = FAIL
+            if run.status is RunStatus.FAILED:
+                record.status = ComplianceStatus.FAIL
                 record.reasons = [*run.reasons, *record.reasons]
         cpaths.record.parent.mkdir(parents=True, exist_ok=True)
         cpaths.record.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")

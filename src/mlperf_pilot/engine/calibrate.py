@@ -14,8 +14,8 @@ from mlperf_pilot.calibration import (
     not_rerunnable,
     target_from_find,
 )
-from mlperf_pilot.results.records import STATUS_INVALID, STATUS_VALID, RunRecord
-from mlperf_pilot.vocab import ExecutionMode, Mode, Scenario
+from mlperf_pilot.results.records import RunRecord
+from mlperf_pilot.vocab import ExecutionMode, Mode, RunStatus, Scenario
 
 if TYPE_CHECKING:
     from mlperf_pilot.engine.session import ScenarioSession
@@ -53,7 +53,7 @@ def find_server(session: ScenarioSession) -> tuple[RunRecord, dict[str, Any]]:
         return session.launch(Mode.PERFORMANCE)
 
     search = bisect_target(probe, 0.1 * estimates.offline_qps, estimates.offline_qps,
-                           FIND_SERVER_PROBES, passed=lambda r: r.status == STATUS_VALID)
+                           FIND_SERVER_PROBES, passed=lambda r: r.ok)
     best, last = search.best, search.last
     assert last is not None
     chosen = best or last
@@ -73,7 +73,7 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
     plan, spec, scenario, paths = session.plan, session.plan.spec, session.scenario, \
         session.paths
     attempt = 0
-    while record.status == STATUS_INVALID and attempt < spec.max_reruns:
+    while record.status == RunStatus.INVALID and attempt < spec.max_reruns:
         blocked = not_rerunnable(record.samples_failed, record.errors, record.reasons)
         if blocked:
             session.note(f"{scenario.value}: not rerun with another target: "
@@ -96,7 +96,7 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
         used = {**used, **values}
         session.conf.rewrite(paths, scenario, used)
         record = session.launch(Mode.PERFORMANCE)
-    if record.status == STATUS_VALID and attempt and spec.execution_mode is ExecutionMode.VALID:
+    if record.status == RunStatus.VALID and attempt and spec.execution_mode is ExecutionMode.VALID:
         session.targets.set(plan.system, plan.card.name, scenario, used)
         session.targets.save()
     return record

@@ -19,7 +19,6 @@ Linux the child gets SIGHUP when its parent dies, and records that.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import resource
 import shutil
@@ -42,20 +41,10 @@ from mlperf_pilot.loadgen.logs import read_result
 from mlperf_pilot.loadgen.run import run_loadgen
 from mlperf_pilot.loadgen.settings import make_test_settings
 from mlperf_pilot.report.text import reference_line
-from mlperf_pilot.results.records import (
-    STATUS_FAILED,
-    STATUS_INVALID,
-    STATUS_VALID,
-    AccuracyRecord,
-    RunRecord,
-    write_record,
-)
+from mlperf_pilot.results.provenance import utc_now
+from mlperf_pilot.results.records import AccuracyRecord, RunRecord, write_record
 from mlperf_pilot.sut.registry import sut_kind
-from mlperf_pilot.vocab import Mode
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+from mlperf_pilot.vocab import Mode, RunStatus
 
 
 def _emit_progress(count: int) -> None:
@@ -73,7 +62,7 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
         run_id=job.run_id, model=model.name, mlperf_model=model.mlperf_model,
         backend=job.sut_name, backend_version=None, device=job.device_name,
         device_in_use="(not loaded)", system=job.system, scenario=job.scenario,
-        mode=job.mode, log_dir=str(log_dir), started=_now(),
+        mode=job.mode, log_dir=str(log_dir), started=utc_now(),
     )
     started = time.monotonic()
     interrupted: Interrupted | None = None
@@ -107,20 +96,20 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
         truth = GroundTruth.of(dataset, use_inv_map=model.fmt.postprocess.accuracy_inv_map)
         _conclude(record, log_dir, job, sut, store, dataset, model.accuracy_metric, truth)
     except MlperfPilotError as exc:
-        record.status = STATUS_FAILED
+        record.status = RunStatus.FAILED
         record.reasons.append(exc.message)
     except Interrupted as exc:
         interrupted = exc
         _mark_interrupted(record, exc, log_dir, answered)
     except Exception as exc:  # a bug: the reason is kept, the traceback goes to stderr
-        record.status = STATUS_FAILED
+        record.status = RunStatus.FAILED
         record.reasons.append(f"{type(exc).__name__}: {exc}")
         raise
     finally:
         close = getattr(sut, "close", None)
         if interrupted is None and close is not None:  # else LoadGen may still call it
             close()
-        record.finished = _now()
+        record.finished = utc_now()
         record.duration_s = round(time.monotonic() - started, 3)
         record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         write_record(record, job.record_file)
@@ -160,7 +149,7 @@ def _in_thread(test: Callable[[], None]) -> None:
 
 def _mark_interrupted(record: RunRecord, exc: Interrupted, log_dir: Path,
                       answered: Any) -> None:
-    record.status = STATUS_FAILED
+    record.status = RunStatus.FAILED
     record.interrupted = exc.name
     why = " (the mlperf-pilot process that started it ended)" \
         if exc.signum == signal.SIGHUP else ""
@@ -200,8 +189,7 @@ def _conclude(record: RunRecord, log_dir: Path, job: TestJob, sut: Any,
               store: SampleStore, dataset: Any, metric: str,
               truth: GroundTruth) -> None:
     result = read_result(log_dir)
-    loadgen = result.model_dump(mode="json")
-    record.loadgen = loadgen
+    record.loadgen = result
     record.metric_name = result.metric_name
     record.metric_value = result.metric_value
     record.metric_unit = result.metric_unit
@@ -214,7 +202,7 @@ def _conclude(record: RunRecord, log_dir: Path, job: TestJob, sut: Any,
         reasons.append(store.error)
     if job.mode is Mode.PERFORMANCE:
         reasons.extend(loadgen_reasons(result))
-        record.reference_line = reference_line(record.scenario, loadgen)
+        record.reference_line = reference_line(record.scenario, result)
     else:
         accuracy = compute_accuracy(metric, log_dir / "mlperf_log_accuracy.json", truth)
         (log_dir / "accuracy.txt").write_text(accuracy.text, encoding="utf-8")
@@ -226,7 +214,7 @@ def _conclude(record: RunRecord, log_dir: Path, job: TestJob, sut: Any,
             reasons.append(f"the accuracy log covers {accuracy.total} of {dataset.count} samples")
     reasons.extend(f"LoadGen error: {m}" for m in result.error_messages)
     record.reasons.extend(reasons)
-    record.status = STATUS_INVALID if reasons else STATUS_VALID
+    record.status = RunStatus.INVALID if reasons else RunStatus.VALID
 
 
 def loadgen_reasons(result: Any) -> list[str]:
@@ -264,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(128 + signal.Signals[record.interrupted].value)
-    return 0 if record.status != STATUS_FAILED else 1
+    return 0 if record.status != RunStatus.FAILED else 1
 
 
 if __name__ == "__main__":

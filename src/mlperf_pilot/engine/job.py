@@ -9,7 +9,6 @@ machine that has the files it names.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +65,6 @@ class ModelRef(BaseModel):
     accuracy_metric: str
 
 
-def new_run_id() -> str:
-    """A fresh run id: 32 hex digits (a random UUID), one per ``mlperf-pilot run``."""
-    return uuid.uuid4().hex
-
-
 class TestJob(BaseModel):
     """Everything one LoadGen test needs to run and write its record."""
 
@@ -121,4 +115,4 @@ class TestJob(BaseModel):
         return self.label or f"{self.scenario.value} {self.mode.value}"
 
 
-__all__ = ["DatasetRef", "ModelRef", "TestJob", "new_run_id"]
+__all__ = ["DatasetRef", "ModelRef", "TestJob"]

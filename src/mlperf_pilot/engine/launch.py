@@ -16,7 +16,6 @@ one written here, naming its stderr file, which is then kept.
 
 from __future__ import annotations
 
-import datetime as _dt
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Protocol
 from mlperf_pilot.engine.job import TestJob
 from mlperf_pilot.interrupts import ForwardToChild, Interrupted, signal_name
 from mlperf_pilot.progress import Progress
-from mlperf_pilot.results.records import STATUS_FAILED, RunRecord, read_record, write_record
+from mlperf_pilot.results.provenance import utc_now
+from mlperf_pilot.results.records import RunRecord, read_record, write_record
 from mlperf_pilot.storage import write_text_atomic
-from mlperf_pilot.vocab import Mode
+from mlperf_pilot.vocab import Mode, RunStatus
 
 
 class Launcher(Protocol):
@@ -53,10 +53,6 @@ class InlineLauncher:
         total = total_samples if job.mode is Mode.ACCURACY else None
         with progress.task(job.title, total=total, unit="samples"):
             return run_test(job, progress_lines=False)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def run_in_child(job: TestJob, progress: Progress, total_samples: int) -> RunRecord:
@@ -122,8 +118,8 @@ def _crashed_record(job: TestJob, returncode: int, stderr_path: Path,
         run_id=job.run_id, model=job.model.name, mlperf_model=job.model.mlperf_model,
         backend=job.sut_name, backend_version=None, device=job.device_name,
         device_in_use="unknown", system=job.system, scenario=job.scenario, mode=job.mode,
-        log_dir=str(job.logs), started=_now(),
-        status=STATUS_FAILED, reasons=[reason],
+        log_dir=str(job.logs), started=utc_now(),
+        status=RunStatus.FAILED, reasons=[reason],
         interrupted=signal_name(received) if received is not None else None,
     )
     write_record(record, job.record_file)

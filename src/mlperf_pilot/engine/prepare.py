@@ -5,16 +5,17 @@ timed), each scenario's thread layout, and the provenance every result records.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlperf_pilot.config.sut import SutConfig
 from mlperf_pilot.datasets.prepared import NpyDirDataset, prepare_images, usable_cores
 from mlperf_pilot.datasets.resolve import resolve_dataset
 from mlperf_pilot.engine.job import DatasetRef, ModelRef
 from mlperf_pilot.engine.plan import RunPlan
-from mlperf_pilot.results.provenance import collect_versions
+from mlperf_pilot.results.provenance import Provenance, Versions, WarmupEstimates
 from mlperf_pilot.sut.kind import PrepareContext, PreparedSut
 from mlperf_pilot.vocab import Scenario
 
@@ -31,13 +32,14 @@ class PreparedRun:
 
     plan: RunPlan
     run_id: str
+    started: datetime.datetime
     command: str | None
     dataset: NpyDirDataset
     dataset_source: str
     sut: PreparedSut
     scenario_sut: dict[Scenario, SutConfig]  # the SUT config each scenario runs with
     dataset_root: Path  # the images' folder
-    versions: dict[str, Any] = field(repr=False)
+    versions: Versions = field(repr=False)
 
     @property
     def model_ref(self) -> ModelRef:
@@ -51,35 +53,28 @@ class PreparedRun:
     def dataset_ref(self) -> DatasetRef:
         return DatasetRef.of(self.dataset)
 
-    def provenance(self, scenario: Scenario) -> dict[str, Any]:
+    def provenance(self, scenario: Scenario) -> Provenance:
         """The ``resolved`` part of a scenario's run_spec.json."""
         sut, config = self.sut, self.scenario_sut[scenario]
-        return {
-            "command": self.command,
-            "run_id": self.run_id,
-            "system": self.plan.system,
-            "sut_kind": config.kind,
-            "model_path": sut.model_path,
-            "model_source": sut.model_source,
-            "dataset_root": str(self.dataset_root),
-            "dataset_source": self.dataset_source,
-            "dataset_count": self.dataset.count,
-            "preprocessed": str(self.dataset.folder),
-            "preprocessing_library": self.dataset.library,
-            "backend": sut.name,
-            "backend_version": sut.version,
-            "device_in_use": sut.device_in_use,
-            "max_batch_size": sut.max_batch_size,
-            "warmup_estimates": {"latency_ms": sut.estimates.latency_ms,
-                                 "batch_latency_ms": sut.estimates.batch_latency_ms},
-            "workers": config.workers,
-            "threads": getattr(config, "threads", None),
-        }
+        return Provenance(
+            command=self.command, run_id=self.run_id, started=self.started,
+            system=self.plan.system, sut_kind=config.kind,
+            model_path=sut.model_path, model_source=sut.model_source,
+            dataset_root=self.dataset_root, dataset_source=self.dataset_source,
+            dataset_count=self.dataset.count, preprocessed=self.dataset.folder,
+            preprocessing_library=self.dataset.library, backend=sut.name,
+            backend_version=sut.version, device_in_use=sut.device_in_use,
+            max_batch_size=sut.max_batch_size,
+            warmup_estimates=WarmupEstimates(latency_ms=sut.estimates.latency_ms,
+                                             batch_latency_ms=sut.estimates.batch_latency_ms),
+            workers=config.workers, threads=getattr(config, "threads", None),
+            versions=self.versions,
+        )
 
 
 def prepare_run(plan: RunPlan, *, cache: AssetCache, observer: RunObserver, run_id: str,
-                command: str | None = None, transport: httpx.BaseTransport | None = None,
-                ) -> PreparedRun:
+                started: datetime.datetime, command: str | None = None,
+                transport: httpx.BaseTransport | None = None) -> PreparedRun:
     spec, kind = plan.spec, plan.kind
     # the model first: a wrong or missing file is found before any preprocessing
     found = kind.resolve(spec, plan.sut, plan.card, cache=cache, progress=observer,
@@ -108,9 +103,10 @@ def prepare_run(plan: RunPlan, *, cache: AssetCache, observer: RunObserver, run_
                                                       plan.sut.parallel)
                     for scenario in spec.scenarios}
     observer.run_note(_layout_note(plan, sut, scenario_sut))
-    run = PreparedRun(plan=plan, run_id=run_id, command=command, dataset=prepared,
+    run = PreparedRun(plan=plan, run_id=run_id, started=started, command=command,
+                      dataset=prepared,
                       dataset_source=resolved.source, sut=sut, scenario_sut=scenario_sut,
-                      versions=collect_versions(), dataset_root=resolved.images.root)
+                      versions=Versions.collect(), dataset_root=resolved.images.root)
     observer.prepared(run)
     return run
 

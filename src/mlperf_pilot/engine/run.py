@@ -20,7 +20,6 @@ from mlperf_pilot.engine.events import (
     RunSummary,
     SummaryCollector,
 )
-from mlperf_pilot.engine.job import new_run_id
 from mlperf_pilot.engine.launch import Launcher, SubprocessLauncher
 from mlperf_pilot.engine.plan import RunPlan, plan_run
 from mlperf_pilot.engine.prepare import PreparedRun, prepare_run
@@ -28,6 +27,7 @@ from mlperf_pilot.engine.scenario_files import UserConf
 from mlperf_pilot.engine.session import Collected, ScenarioSession
 from mlperf_pilot.interrupts import Interrupted
 from mlperf_pilot.progress import Progress
+from mlperf_pilot.results.provenance import new_run_id, utc_now
 from mlperf_pilot.results.staging import ResultsLock, RunStages
 from mlperf_pilot.storage import is_disk_full, run_disk_full_error
 from mlperf_pilot.vocab import ExecutionMode
@@ -47,7 +47,8 @@ class Engine:
         self.launcher = launcher or SubprocessLauncher()
         self.transport = transport
         self.command = command
-        self.run_id = run_id or new_run_id()
+        self.started = utc_now()
+        self.run_id = run_id or new_run_id(self.started)
         results_dir = Path(plan.spec.results_dir).resolve()
         self.collector = SummaryCollector(results_dir, plan.system, self.run_id)
         listeners: list[RunObserver] = [self.collector]
@@ -86,8 +87,8 @@ class Engine:
     def _run(self, stages: RunStages) -> None:
         plan, spec = self.plan, self.plan.spec
         prepared = prepare_run(plan, cache=self.cache, observer=self.observer,
-                               run_id=self.run_id, command=self.command,
-                               transport=self.transport)
+                               run_id=self.run_id, started=self.started,
+                               command=self.command, transport=self.transport)
         targets = TargetsFile(spec.targets_file or DEFAULT_TARGETS_FILE)
         self.observer.targets_file(targets.path.resolve())
         conf = UserConf(plan, prepared.dataset.count, prepared.sut.estimates)
@@ -115,7 +116,8 @@ class Engine:
     def prepare(self) -> PreparedRun:
         """Only the preparation (dataset, SUT probe), e.g. to inspect it."""
         return prepare_run(self.plan, cache=self.cache, observer=self.observer,
-                           run_id=self.run_id, command=self.command, transport=self.transport)
+                           run_id=self.run_id, started=self.started, command=self.command,
+                           transport=self.transport)
 
 
 def run_benchmark(

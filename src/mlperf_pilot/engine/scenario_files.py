@@ -3,7 +3,6 @@ calibration or a rerun changes the targets), run_spec.json and versions.json."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mlperf_pilot.config import RunSpec, Scenario
 from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
 from mlperf_pilot.results.layout import ScenarioPaths
+from mlperf_pilot.results.provenance import Provenance, Versions, write_run_spec, write_versions
 from mlperf_pilot.results.staging import ScenarioStage
 from mlperf_pilot.storage import write_text_atomic
 
@@ -57,7 +57,7 @@ class UserConf:
 
 def write_scenario_files(
     conf: UserConf, stage: ScenarioStage, paths: ScenarioPaths, scenario: Scenario,
-    context: dict[str, Any], versions: dict[str, Any], calibrated: dict[str, Any],
+    provenance: Provenance, versions: Versions, calibrated: dict[str, Any],
 ) -> dict[str, Any]:
     """user.conf, run_spec.json, versions.json; returns the targets user.conf uses.
     Beside a kept performance run they stay (they describe it): an accuracy run then
@@ -69,15 +69,12 @@ def write_scenario_files(
             keys = conf.settings(scenario, calibrated)
             paths.accuracy_user_conf.parent.mkdir(parents=True, exist_ok=True)
             conf.write(paths, scenario, keys, path=paths.accuracy_user_conf)
-            write_text_atomic(paths.accuracy_user_conf.with_name("accuracy.run_spec.json"),
-                              json.dumps({"spec": spec.model_dump(mode="json"),
-                                          "resolved": context}, indent=2) + "\n")
+            write_run_spec(paths.accuracy_user_conf.with_name("accuracy.run_spec.json"),
+                           spec, provenance)
         return {}
     used = conf.rewrite(paths, scenario, calibrated)
-    write_text_atomic(paths.run_spec, json.dumps(
-        {"spec": spec.model_dump(mode="json"), "resolved": context}, indent=2
-    ) + "\n")
-    write_text_atomic(paths.versions, json.dumps(versions, indent=2) + "\n")
+    write_run_spec(paths.run_spec, spec, provenance)
+    write_versions(paths.versions, versions)
     return used
 
 

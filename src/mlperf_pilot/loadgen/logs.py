@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,8 +45,7 @@ SCENARIOS = tuple(scenario.value for scenario in ALL_SCENARIOS)
 # is LoadGen's PerformanceOnly; SubmissionRun and FindPeakPerformance are LoadGen's own)
 LoadGenTestMode = Literal["AccuracyOnly", "PerformanceOnly", "SubmissionRun",
                           "FindPeakPerformance"]
-MODES: tuple[LoadGenTestMode, ...] = ("AccuracyOnly", "PerformanceOnly", "SubmissionRun",
-                                      "FindPeakPerformance")
+MODES: tuple[LoadGenTestMode, ...] = get_args(LoadGenTestMode)
 _RUN_MODES: dict[str, Mode] = {"AccuracyOnly": Mode.ACCURACY,
                                "PerformanceOnly": Mode.PERFORMANCE}
 

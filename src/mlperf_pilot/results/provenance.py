@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -182,6 +183,12 @@ class Provenance(_Saved):
     @classmethod
     def _utc(cls, value: _dt.datetime | None) -> _dt.datetime | None:
         return as_utc(value) if value is not None else None
+
+    @field_serializer("started", when_used="json")
+    def _iso(self, value: _dt.datetime | None) -> str | None:
+        # "+00:00", not pydantic's "Z": what earlier records hold, and what
+        # datetime.fromisoformat reads before Python 3.11
+        return value.isoformat() if value is not None else None
 
 
 class RunSpecFile(BaseModel):

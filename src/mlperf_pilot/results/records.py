@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from mlperf_pilot.errors import StoreError
 from mlperf_pilot.loadgen.logs import LoadGenResult
@@ -85,6 +85,12 @@ class RunRecord(BaseModel):
     @classmethod
     def _utc(cls, value: _dt.datetime | None) -> _dt.datetime | None:
         return as_utc(value) if value is not None else None
+
+    @field_serializer("started", "finished", when_used="json")
+    def _iso(self, value: _dt.datetime | None) -> str | None:
+        # "+00:00", not pydantic's "Z": what earlier records hold, and what
+        # datetime.fromisoformat reads before Python 3.11
+        return value.isoformat() if value is not None else None
 
     @property
     def ok(self) -> bool:
