@@ -38,6 +38,7 @@ from mlperf_pilot.engine import resolve_spec, run_benchmark
 from mlperf_pilot.errors import ConfigError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 from mlperf_pilot.results.records import RunRecord
+from mlperf_pilot.vocab import Scenario
 
 MODELS = ("resnet50-synthetic", "efficientnet-lite0-demo")
 # Server bounds searched besides the card's: on 2 CPU cores one ResNet-50 inference takes
@@ -108,7 +109,7 @@ class BenchContext:
         return load_model(card.default_backend, fmt, path, threads=threads,
                           spin_wait=spin_wait)
 
-    def pilot(self, model: str, scenario: str, count: int, **settings: Any) -> RunRecord:
+    def pilot(self, model: str, scenario: Scenario, count: int, **settings: Any) -> RunRecord:
         """One mlperf-pilot performance run (its own LoadGen process)."""
         folder, _ = self.dataset(model, count)
         self._runs += 1
@@ -136,7 +137,7 @@ def offline_efficiency(ctx: BenchContext, model: str) -> dict[str, Any]:
            for bs in ctx.budget.batch_sizes}
     backend.close()
     best_bs = max(raw, key=lambda bs: raw[bs])
-    record = ctx.pilot(model, "Offline", ctx.budget.images,
+    record = ctx.pilot(model, Scenario.OFFLINE, ctx.budget.images,
                        sut={"max_batch_size": best_bs, "threads": threads},
                        loadgen={"target_qps": raw[best_bs] * 1.2})
     pilot = record.metric_value or 0.0
@@ -163,7 +164,7 @@ def singlestream_overhead(ctx: BenchContext, model: str) -> dict[str, Any]:
     backend = ctx.backend(model, threads)
     before = float(np.percentile(raw_latencies_ms(backend, samples, seconds), 90))
     backend.close()
-    record = ctx.pilot(model, "SingleStream", ctx.budget.images,
+    record = ctx.pilot(model, Scenario.SINGLE_STREAM, ctx.budget.images,
                        sut={"threads": threads, "max_batch_size": 1})
     backend = ctx.backend(model, threads)
     after = float(np.percentile(raw_latencies_ms(backend, samples, seconds), 90))
@@ -184,7 +185,7 @@ def server_search(ctx: BenchContext, model: str, low: float, high: float,
     """Bisect the Server target QPS between ``low`` and ``high`` (the bisection of
     ``--execution-mode find``); the highest VALID probe wins (None if none was VALID)."""
     def run_at(qps: float) -> RunRecord:
-        return ctx.pilot(model, "Server", ctx.budget.images,
+        return ctx.pilot(model, Scenario.SERVER, ctx.budget.images,
                          **deep_merge(settings, {"loadgen": {"target_qps": qps}}))
 
     found = bisect_target(run_at, low, high, probes, passed=lambda record: record.ok)
@@ -207,7 +208,7 @@ def server_peak(ctx: BenchContext, model: str, latency_ms: int | None = None,
     ``batch_timeout_us`` for more). Workers and threads left at 0 are what a run picks."""
     card = load_catalog().model(model)
     workers, threads = LocalSutConfig(workers=workers, threads=threads).layout(
-        "Server", usable_cores(), parallel=True)
+        Scenario.SERVER, usable_cores(), parallel=True)
     if offline_samples_per_s is None:
         offline_samples_per_s = offline_efficiency(ctx, model)["pilot_samples_per_s"]
     bound = latency_ms or int(card.server_target_latency_ms or 15)
@@ -263,7 +264,7 @@ def harness_ceiling(ctx: BenchContext) -> dict[str, Any]:
     null = {"backend": "null", "sut": {"max_batch_size": 32}}
     rate = 50_000.0
     for _ in range(4):  # short runs under-estimate the rate: raise the target until VALID
-        offline = ctx.pilot(model, "Offline", ctx.budget.images,
+        offline = ctx.pilot(model, Scenario.OFFLINE, ctx.budget.images,
                             **deep_merge(null, {"loadgen": {"target_qps": rate * 1.3}}))
         if offline.ok:
             break
@@ -294,7 +295,7 @@ def memory(ctx: BenchContext) -> dict[str, Any]:
     """Peak RSS of the LoadGen test process holding the resnet50 performance sample set
     (1024 samples; the quick version uses fewer)."""
     count = 1024 if ctx.budget.images >= 256 else ctx.budget.images
-    record = ctx.pilot("resnet50-synthetic", "Offline", count,
+    record = ctx.pilot("resnet50-synthetic", Scenario.OFFLINE, count,
                        loadgen={"min_duration_ms": 1000, "target_qps": 20})
     sample_mb = 3 * 224 * 224 * 4 / 2**20
     return {"performance_samples": count, "sample_data_mb": round(count * sample_mb, 1),
@@ -310,7 +311,7 @@ def scaling(ctx: BenchContext, model: str) -> dict[str, Any]:
                for bs in ctx.budget.batch_sizes}
         backend.close()
         for bs in ctx.budget.batch_sizes:
-            record = ctx.pilot(model, "Offline", ctx.budget.images,
+            record = ctx.pilot(model, Scenario.OFFLINE, ctx.budget.images,
                                sut={"max_batch_size": bs, "threads": threads},
                                loadgen={"target_qps": raw[bs] * 1.2})
             pilot = record.metric_value or 0.0

@@ -26,7 +26,7 @@ from mlperf_pilot.cli.app import (
 from mlperf_pilot.config import cache_dir_for, load_config_file, parse_set_option
 from mlperf_pilot.config.flags import Command, Flag, flags_for, flags_to_layer
 from mlperf_pilot.errors import EXIT_FAILED, EXIT_OK
-from mlperf_pilot.vocab import COMPLIANCE_TESTS
+from mlperf_pilot.vocab import COMPLIANCE_TESTS, ComplianceStatus
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -193,7 +193,7 @@ def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None) 
         for reason in record.reasons:
             stdout.print(Text(f"{record.scenario} {record.mode}: {reason}", style="red"))
     for check in summary.compliance:
-        style = "yellow" if check.status == "INDICATIVE" else "red"
+        style = "yellow" if check.status is ComplianceStatus.INDICATIVE else "red"
         for reason in check.reasons:
             stdout.print(Text(f"{check.scenario} {check.test}: {reason}", style=style))
     stdout.print(f"Results written to {summary.results_dir / summary.system}")
