@@ -396,6 +396,16 @@ def test_bad_numbers(cli: Cli, base: list[str], tmp_path: Path, cache_dir: Path,
     assert_no_work(tmp_path / "results", cache_dir)
 
 
+@pytest.mark.parametrize("argv", [["run", "--compliance"], ["compliance", "TEST01"]],
+                         ids=["run --compliance", "compliance"])
+def test_an_unknown_round_with_compliance_is_refused_before_any_run(
+        cli: Cli, base: list[str], tmp_path: Path, cache_dir: Path, argv: list[str]) -> None:
+    flags = [a for a in base[1:] if a not in ("--mode", "performance")]
+    result = cli(*argv, *flags, "--round", "v9.9")
+    assert_clean_error(result, 2, cause="unknown round 'v9.9'", fix="v6.1")
+    assert_no_work(tmp_path / "results", cache_dir)
+
+
 def test_thread_limit_is_stated(cli: Cli, base: list[str]) -> None:
     limit = THREADS_PER_CORE * usable_cores()
     result = cli(*base, "--threads", str(limit + 1))

@@ -48,6 +48,9 @@ class Backend(abc.ABC):
     # whether predict() may be called from several SUT worker threads at once; the SUT
     # serialises calls to a backend that is not
     thread_safe: ClassVar[bool] = True
+    # False for a backend that answers without a model file (the null backend): no file
+    # is resolved, and its outputs are not checked against the card's postprocess
+    needs_model: ClassVar[bool] = True
 
     @classmethod
     def is_installed(cls) -> bool:

@@ -20,6 +20,7 @@ class NullBackend(Backend):
     devices = (Device.CPU,)
     package = None
     import_name = None
+    needs_model = False  # zeros of any card's shape, without a file
 
     def __init__(self) -> None:
         self._outputs = 1

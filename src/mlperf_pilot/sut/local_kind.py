@@ -72,8 +72,8 @@ class LocalKind(SutKind):
 
         sut = _local(spec.sut)
         backend_name = plan.details["backend"]
-        if backend_name == "null":  # answers without a model file
-            model_path, source = sut.model_path, "none (null backend)"
+        if not backend_class(backend_name).needs_model:  # e.g. the null backend
+            model_path, source = sut.model_path, f"none ({backend_name} backend)"
         else:
             found = resolve_model(card, plan.fmt, sut.model_path, cache, transport=transport,
                                   progress=progress, sha256=sut.model_sha256,
@@ -101,9 +101,8 @@ class LocalKind(SutKind):
             with ctx.progress.task("warm-up"):
                 decoder = create_decoder(fmt.postprocess,
                                          Geometry.of(ctx.recipe, ctx.dataset.image_hw))
-                # the null backend answers zeros of any card's shape: nothing to check
                 estimates = measure_speed(backend, decoder, ctx.dataset, max_batch,
-                                          check_outputs=backend_name != "null")
+                                          check_outputs=type(backend).needs_model)
         except OutputMismatchError as exc:
             raise OutputMismatchError(exc.message, output_fix(exc, ctx.card, fmt),
                                       fits=exc.fits) from exc
