@@ -379,3 +379,28 @@ def make_nan_detector(path: Path, fmt, recipe, *, anchors: int = 4) -> Path:
         initializer=init,
     )
     return _save(graph, path)
+
+
+def make_slow_classifier(path: Path, *, channels: int = 32, kernel: int = 5) -> Path:
+    """The demo's interface (``input`` (N,3,224,224) → ``logits`` (N,1000)) with real work
+    in between: a ``channels`` x ``kernel``² convolution over the whole image (32 x 5x5:
+    about 0.12 GFLOP per sample, milliseconds on any CPU), then a pool and a projection."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(0, 0.1, (channels, 3, kernel, kernel)).astype(np.float32)
+    projection = rng.normal(0, 0.1, (channels, 1000)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["features"], pads=[kernel // 2] * 4),
+        helper.make_node("GlobalAveragePool", ["features"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "p"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "slow_classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])],
+        initializer=[numpy_helper.from_array(weights, "w"),
+                     numpy_helper.from_array(projection, "p")],
+    )
+    return _save(graph, path)

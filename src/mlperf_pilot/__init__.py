@@ -1,11 +1,20 @@
 """mlperf-pilot: run MLPerf Inference benchmarks end to end.
 
-The public Python API::
+The public Python API; this runs what ``mlperf-pilot run`` runs (the demo card's
+defaults: Offline and SingleStream, accuracy and performance, results in ./results)::
 
     from mlperf_pilot import RunSpec, run_benchmark
+
     summary = run_benchmark(RunSpec(model="efficientnet-lite0-demo"))
     for record in summary.records:
-        print(record.scenario, record.mode, record.status, record.metric_value)
+        if record.accuracy is not None:  # an accuracy run: what the reference script prints
+            shown = record.accuracy.text.strip()
+        else:  # a performance run: its headline metric
+            shown = f"{record.metric_name} {record.metric_value:.2f} {record.metric_unit}"
+        print(record.scenario.value, record.mode.value, record.status.value, shown)
+    print("ok" if summary.ok else "not ok", "- results in", summary.results_dir)
+
+(``tests/e2e/test_api_example.py`` runs it as written.)
 """
 
 from __future__ import annotations

@@ -75,6 +75,11 @@ class DeviceUnavailableError(ConfigError):
     """The device that was asked for is not the one a backend can use."""
 
 
+class UnreachableTargetError(ConfigError):
+    """A latency bound this machine cannot meet (shorter than its measured inferences),
+    found before any LoadGen run."""
+
+
 class MissingDependencyError(MlperfPilotError):
     """An optional package is needed for what was asked."""
 

@@ -65,7 +65,8 @@ def test_demo_to_a_checked_open_submission(capsys: pytest.CaptureFixture[str],
     assert (root / "documentation/calibration.md").is_file()
     assert (root / "src/efficientnet-lite0-demo/README.md").is_file()
 
-    code, out, _ = cli(capsys, "submission", "check", str(out_dir), "--json")
+    code, out, _ = cli(capsys, "submission", "check", str(out_dir), "--json",
+                       "--csv", str(out_dir / "summary.csv"))
     report = json.loads(out)
     assert code == 1 and len(report["results"]) == 3
     errors = {f["rule"] for r in report["results"] for f in r["findings"]

@@ -133,6 +133,7 @@ def test_a_signal_during_the_loadgen_test_is_recorded_and_exits_128_plus_signal(
     # the finished test (accuracy) is summarised, the interrupted one is marked
     assert "VALID" in result.out and "accuracy" in result.out
     assert "FAILED" in result.out and "interrupted" in result.out
+    assert f"not run: {SCENARIO} performance" in result.err  # what was left
     scenario = spawned.cwd / MODEL_DIR / SCENARIO
     performance = _record(scenario / "records" / "performance.json")
     assert performance["status"] == "FAILED"
@@ -147,6 +148,21 @@ def test_a_signal_during_the_loadgen_test_is_recorded_and_exits_128_plus_signal(
     # nothing half-written is left beside the result
     assert sorted(p.name for p in (spawned.cwd / MODEL_DIR).iterdir()
                   if not p.name.startswith(".mlperf-pilot.lock")) == [SCENARIO]
+
+
+def test_an_interrupted_json_run_prints_what_finished_and_the_error_object(
+    spawn_cli, colour_imagenet: Path,
+) -> None:
+    spawned = spawn_cli(*_argv(colour_imagenet), "--json")
+    result, _, _ = _interrupt(spawned, "group", signal.SIGINT)
+    assert result.code == 130, result.text[-3000:]
+    payload = json.loads(result.out)
+    assert payload["ok"] is False and payload["interrupted"] == "SIGINT"
+    assert payload["error"]["exit_code"] == 130 and payload["error"]["type"] == "Interrupted"
+    assert "interrupted by SIGINT" in payload["error"]["message"]
+    assert "rerun" in payload["error"]["hint"]
+    modes = {(r["mode"], r["status"]) for r in payload["records"]}
+    assert ("accuracy", "VALID") in modes and ("performance", "FAILED") in modes
 
 
 def test_sigkill_to_the_test_process_is_reported_with_the_signal(

@@ -124,7 +124,8 @@ def test_check_detects_a_broken_accuracy_log(cli: Cli, tmp_path: Path, case: str
     root = build_tree(tmp_path / "tree")
     log = result_dir(root, "Offline") / "accuracy" / "mlperf_log_accuracy.json"
     log.write_text(content)
-    result = cli("submission", "check", str(root), "--round", "v6.1")
+    result = cli("submission", "check", str(root), "--round", "v6.1",
+                 "--csv", str(root / "summary.csv"))
     assert result.code == 1 and "Traceback" not in result.text, result.text
     lines = [ln for ln in result.out.splitlines() if "[accuracy.log-format]" in ln]
     assert len(lines) == 1 and "mlperf_log_accuracy.json" in lines[0] and said in lines[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlperf_pilot.assets.cache import AssetCache, BuildResult, recipe_key
-from mlperf_pilot.errors import AssetError
+from mlperf_pilot.errors import AssetError, ConfigError
 
 
 def _build_slowly(root: str, marker: str) -> str:
@@ -81,7 +81,7 @@ def test_external_entries_are_registered_not_copied(tmp_path: Path) -> None:
     cache.clear("imagenet")
     assert data.is_dir()  # the user's data is never deleted
     assert cache.find_external("dataset", "imagenet") is None
-    with pytest.raises(AssetError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         cache.add_external("dataset", "imagenet", tmp_path / "absent")
 
 

@@ -113,7 +113,8 @@ def test_a_failed_band_says_how_far_off_the_run_was(tmp_path: Path) -> None:
     verdict = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
                                  perf_log(tmp_path / "t.txt", "Offline", 125), "TEST01", 0.1)
     assert not verdict.passed
-    assert verdict.summary == "test 125 vs reference 100 (+25.0%), allowed band 10%"
+    assert verdict.summary == ("test 125 samples/s vs reference 100 samples/s (+25.0%), "
+                               "allowed band 10%")
     # the file keeps the official lines only
     assert verdict.text.splitlines() == ["reference score = 100.0", "test score = 125.0",
                                          "allowed band = 10%", "TEST FAIL"]
@@ -133,3 +134,23 @@ def test_only_a_band_comparison_is_marked_as_one(tmp_path: Path) -> None:
     other = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 100),
                                tmp_path / "s.txt", "TEST01", 0.1)
     assert not other.passed and not other.band  # different scenarios: a logic error
+
+
+def test_messages_give_latencies_in_ms_not_nanoseconds(tmp_path: Path) -> None:
+    verdict = verify_performance(perf_log(tmp_path / "r.txt", "SingleStream", 5_000_000),
+                                 perf_log(tmp_path / "t.txt", "SingleStream", 7_250_000),
+                                 "TEST01", 0.1)
+    assert not verdict.passed
+    assert verdict.summary == "test 7.25 ms vs reference 5 ms (+45.0%), allowed band 10%"
+    fast = verify_performance(perf_log(tmp_path / "r.txt", "Offline", 12_345.6),
+                              perf_log(tmp_path / "t.txt", "Offline", 20_000), "TEST01", 0.1)
+    assert fast.summary.startswith("test 20,000.0 samples/s vs reference 12,345.6 samples/s")
+    write_detail(tmp_path / "s.txt", {"effective_scenario": "Server", "result_validity": "VALID",
+                                      "result_completed_samples_per_sec": 10,
+                                      "effective_target_latency_ns": 15_000_000})
+    write_detail(tmp_path / "u.txt", {"effective_scenario": "Server", "result_validity": "VALID",
+                                      "result_completed_samples_per_sec": 10,
+                                      "effective_target_latency_ns": 65_000_000})
+    bound = verify_performance(tmp_path / "s.txt", tmp_path / "u.txt", "TEST01", 0.1)
+    assert bound.summary == ("Server latency bound 65 ms in the test, 15 ms in the "
+                             "reference")

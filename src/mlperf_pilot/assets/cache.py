@@ -40,7 +40,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from mlperf_pilot.errors import AssetError, ChecksumError
+from mlperf_pilot.errors import AssetError, ChecksumError, ConfigError
 from mlperf_pilot.storage import file_sha256
 
 MANIFEST = "manifest.json"
@@ -85,6 +85,13 @@ class CacheEntry:
     # relative path -> (size, sha256) of every file when the entry was made; None for
     # entries filled incrementally and for manifests written before this was recorded
     files: dict[str, tuple[int, str]] | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        """The name with the start of the key (``imagenet-3x224x224@710a950c``): unique,
+        and always accepted by ``cache path``/``cache clear``."""
+        return f"{self.name}@{self.key[:8]}"
 
     @property
     def target(self) -> Path:
@@ -182,6 +189,25 @@ class AssetCache:
                     found.append(entry)
         return found
 
+    def unique_names(self, entries: list[CacheEntry] | None = None) -> dict[Path, str]:
+        """Each entry's name in listings: its name where no other entry has it, else its
+        :attr:`~CacheEntry.full_name`, so no two rows of ``cache list`` read the same."""
+        entries = self.entries() if entries is None else entries
+        counts: dict[str, int] = {}
+        for entry in entries:
+            counts[entry.name] = counts.get(entry.name, 0) + 1
+        return {e.path: e.name if counts[e.name] == 1 else e.full_name for e in entries}
+
+    def match(self, name: str) -> list[CacheEntry]:
+        """The entries ``name`` means: those named so, or the one whose full name
+        (``name@key``) or folder it is."""
+        every = self.entries()
+        exact = [e for e in every if e.name == name]
+        if exact:
+            return exact
+        return [e for e in every if name in (e.full_name, e.path.name)
+                or (name.startswith(f"{e.name}@") and e.key.startswith(name.split("@")[-1]))]
+
     def find_external(self, kind: str, name: str) -> CacheEntry | None:
         """The registration of ``name`` (``cache add``). A registered file that changed
         since (size, or sha256 for models) is a ChecksumError: it is the user's file, so
@@ -190,11 +216,12 @@ class AssetCache:
             if entry.external and entry.is_intact():
                 problem = entry.damage(hashes=kind in HASHED_KINDS)
                 if problem is not None:
+                    shown = self.unique_names().get(entry.path, entry.full_name)
                     raise ChecksumError(
                         f"registered {kind} {name} changed since `cache add`: {problem}",
                         hint=f"register it again with `mlperf-pilot cache add {name} "
                         f"{entry.external}`, or drop it with `mlperf-pilot cache clear "
-                        f"{name}`",
+                        f"{shown}`",
                     )
                 return entry
         return None
@@ -268,14 +295,18 @@ class AssetCache:
     def add_external(
         self, kind: str, name: str, path: Path, *, meta: Mapping[str, Any] | None = None,
     ) -> CacheEntry:
-        """Register a file or folder the user already has; nothing is copied."""
+        """Register a file or folder the user already has; nothing is copied. An earlier
+        registration of ``name`` (another path) is replaced: a name means one file."""
         target = Path(path).expanduser().resolve()
         if not target.exists():
-            raise AssetError(
+            raise ConfigError(
                 f"{target} does not exist", hint="give the path of an existing file or folder"
             )
         recipe = {"external": str(target), "name": name}
         key = recipe_key(recipe)
+        for earlier in self.entries(kind=kind, name=name):
+            if earlier.external and earlier.key != key:
+                self.remove(earlier)
         with self.lock(kind, key):
             folder = self.entry_dir(kind, name, key)
             folder.mkdir(parents=True, exist_ok=True)
@@ -350,9 +381,44 @@ class AssetCache:
                 created=data.get("created", ""), size_bytes=int(data.get("size_bytes", 0)),
                 source=data.get("source", ""), meta=data.get("meta") or {},
                 files=_parse_files(data.get("files")),
+                recipe=data.get("recipe") if isinstance(data.get("recipe"), dict) else {},
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def differences(entries: list[CacheEntry]) -> dict[Path, str]:
+    """What tells entries of one name apart: per entry, the recipe settings (dotted
+    keys) whose values differ between them, e.g. ``dataset.root=/data/a``."""
+    flat = {e.path: _flatten(e.recipe) for e in entries}
+    keys = sorted({k for f in flat.values() for k in f})
+    differing = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
+    told: dict[Path, str] = {}
+    for entry in entries:
+        parts = [f"{k}={_short(flat[entry.path].get(k))}" for k in differing[:4]]
+        if len(differing) > 4:
+            parts.append(f"+{len(differing) - 4} more settings")
+        told[entry.path] = ", ".join(parts) or f"created {entry.created}"
+    return told
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    if isinstance(value, list):
+        text = ",".join(Path(str(v)).name if "/" in str(v) else str(v) for v in value)
+    else:
+        text = "(none)" if value is None else str(value)
+    if re.fullmatch(r"[0-9a-f]{32,}", text):  # a checksum: its start tells them apart
+        text = text[:12]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _record_files(root: Path) -> dict[str, tuple[int, str]]:

@@ -28,6 +28,10 @@ class ResolvedModel:
     path: Path
     source: str
     from_cache: bool
+    # whether the file was checked against a checksum the catalog pins (or was built or
+    # converted here from such a file): False for ``--model-path``, ``cache add
+    # --no-verify``, a format without a pinned checksum, an unverified download
+    verified: bool = False
 
 
 def cache_name(card: ModelCard, fmt: ModelFormat) -> str:
@@ -50,11 +54,13 @@ def resolve_model(
                 f"model file {path} does not exist",
                 hint="check --model-path, or leave it out to use the catalog's copy",
             )
-        return ResolvedModel(path=path, source=f"--model-path {model_path}", from_cache=False)
+        return ResolvedModel(path=path, source=f"--model-path {model_path}", from_cache=False,
+                             verified=False)
     name = cache_name(card, fmt)
     registered = cache.find_external("model", name)
     if registered is not None:
-        return ResolvedModel(registered.target, "registered with `cache add`", True)
+        return ResolvedModel(registered.target, "registered with `cache add`", True,
+                             verified=bool(registered.meta.get("checksum_verified")))
     if fmt.convert is not None:
         return _convert(card, fmt, name, cache, transport, progress)
     if fmt.build is not None:
@@ -84,7 +90,8 @@ def _build(
             return builder(fmt, folder)
 
     entry, built = cache.get_or_build("model", name, recipe, build)
-    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+    # built here from the catalog's recipe and checked against its source framework
+    return ResolvedModel(entry.target, entry.source, from_cache=not built, verified=True)
 
 
 def _convert(
@@ -112,7 +119,9 @@ def _convert(
             return converter(fmt, source.path, folder)
 
     entry, built = cache.get_or_build("model", name, recipe, build)
-    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+    # checked against its source: as verified as the source is
+    return ResolvedModel(entry.target, entry.source, from_cache=not built,
+                         verified=source.verified)
 
 
 def _download(
@@ -162,7 +171,8 @@ def _download(
         )
 
     entry, built = cache.get_or_build("model", name, recipe, build)
-    return ResolvedModel(entry.target, entry.source, from_cache=not built)
+    verified = bool(entry.meta.get("checksum_verified", fmt.has_checksum))
+    return ResolvedModel(entry.target, entry.source, from_cache=not built, verified=verified)
 
 
 def _extract_model(archive: Path, file_name: str, folder: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlperf_pilot.assets.cache import AssetCache, BuildResult, CacheEntry
 from mlperf_pilot.errors import AssetError
+from mlperf_pilot.progress import NULL_PROGRESS, Progress
 
 APT_TIMEOUT_S = 600
 
@@ -53,26 +54,32 @@ def debian_tools_missing() -> str | None:
 
 
 def fetch_debian_files(
-    cache: AssetCache, package: str, paths: Iterable[str]
+    cache: AssetCache, package: str, paths: Iterable[str], *,
+    progress: Progress = NULL_PROGRESS,
 ) -> tuple[CacheEntry, bool]:
     """Fetch ``package`` with apt-get download and keep only ``paths`` (absolute paths
-    inside the package) in a cache entry; returns (entry, built_now)."""
+    inside the package) in a cache entry; returns (entry, built_now). The progress task
+    opens only when the package is really fetched (not for a cached entry)."""
     wanted = sorted({p.lstrip("/") for p in paths})
     recipe = {"debian_package": package, "files": wanted}
 
     def build(folder: Path) -> BuildResult:
         work = folder / ".deb"
         work.mkdir()
-        deb = _apt_download(package, work)
-        version = _deb_version(deb)
-        _extract_members(deb, wanted, folder)
+        with progress.task(f"fetching Debian package {package}"):
+            deb = _apt_download(package, work)
+            version = _deb_version(deb)
+            _extract_members(deb, wanted, folder)
         shutil.rmtree(work)
         return BuildResult(
             main=None, source=f"debian:{package}={version}",
             meta={"package": package, "version": version, "files": wanted},
         )
 
-    return cache.get_or_build("download", f"debian-{package}", recipe, build)
+    # the name says which files: two demo sets take different photos of one package
+    stems = [Path(w).stem for w in wanted]
+    shown = "+".join(stems[:3]) + (f"+{len(stems) - 3} more" if len(stems) > 3 else "")
+    return cache.get_or_build("download", f"debian-{package}-{shown}", recipe, build)
 
 
 def _apt_download(package: str, work: Path) -> Path:

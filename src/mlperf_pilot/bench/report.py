@@ -80,7 +80,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     if "memory" in results:
         f = results["memory"]
         lines += [f"Peak RSS of the test process with {f['performance_samples']} loaded "
-                  f"samples ({f['sample_data_mb']} MiB of tensors): {f['peak_rss_mb']} MiB",
+                  f"samples ({f['sample_data_mb']} MiB of tensors, "
+                  f"{f.get('model', 'resnet50-synthetic')}): {f['peak_rss_mb']} MiB",
                   ""]
     if "scaling" in results:
         for model, f in results["scaling"].items():

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import click
 
-from mlperf_pilot.assets.cache import AssetCache
+from mlperf_pilot.assets.cache import AssetCache, CacheEntry
 from mlperf_pilot.cli.app import (
     State,
     _PlainProgress,
     cli,
+    common_options,
     pass_state,
     stderr,
     stdout,
 )
-from mlperf_pilot.errors import EXIT_FAILED
+from mlperf_pilot.errors import EXIT_FAILED, ConfigError
 
 # --------------------------------------------------------------------------------- cache
 
@@ -29,7 +30,8 @@ def cache() -> None:
 
 
 @cache.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@common_options()
 @pass_state
 def cache_list(state: State, as_json: bool) -> None:
     """List cache entries."""
@@ -37,20 +39,24 @@ def cache_list(state: State, as_json: bool) -> None:
 
     store = state.cache()
     entries = store.entries()
+    names = store.unique_names(entries)  # unique: no two rows read the same
     # sizes only (a listing must stay quick); a run also checks the sha256 of models
     damage = {e.path: e.damage(hashes=False) for e in entries}
     if as_json:
         sys.stdout.write(json.dumps([{
-            "name": e.name, "kind": e.kind, "key": e.key, "path": str(e.target),
+            "name": names[e.path], "card_name": e.name, "full_name": e.full_name,
+            "kind": e.kind, "key": e.key, "path": str(e.target),
             "size_bytes": e.size_bytes, "source": e.source, "created": e.created,
             "external": bool(e.external), "intact": damage[e.path] is None,
             "damage": damage[e.path],
         } for e in entries], indent=2) + "\n")
         return
-    rows = [(e.name, e.kind, human_size(e.size_bytes) if not e.external else "(yours)",
+    rows = [(names[e.path], e.kind,
+             human_size(e.size_bytes) if not e.external else "(yours)",
              e.source, str(e.target) + ("" if damage[e.path] is None else
                                         f"  [damaged: {damage[e.path]}; rebuilt on next "
-                                        f"use, or `mlperf-pilot cache clear {e.name}`]"))
+                                        f"use, or `mlperf-pilot cache clear "
+                                        f"{names[e.path]}`]"))
             for e in entries]
     stdout.print(simple_table(f"cache at {store.root}", ("Name", "Kind", "Size", "Source", "Path"),
                               rows))
@@ -60,39 +66,50 @@ def cache_list(state: State, as_json: bool) -> None:
 
 @cache.command("path")
 @click.argument("name", required=False)
+@common_options()
 @pass_state
 def cache_path(state: State, name: str | None) -> None:
-    """Print the cache root, or the path of entry NAME."""
+    """Print the cache root, or the path of entry NAME (a name of `cache list`); a
+    name several entries share lists them with what tells them apart."""
     store = state.cache()
     if name is None:
         stdout.print(str(store.root))
         return
-    found = [e for e in store.entries(name=name) if e.is_intact()]
+    found = [e for e in store.match(name) if e.is_intact()]
     if not found:
         _fail_missing_entry(store, name)
-    for entry in found:
-        stdout.print(str(entry.target))
+    stdout.print(str(_one_entry(store, name, found, "cache path").target))
 
 
 @cache.command("clear")
 @click.argument("name", required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@common_options()
 @pass_state
 def cache_clear(state: State, name: str | None, yes: bool) -> None:
     """Remove entry NAME, or everything (registrations only, never your own files)."""
     store = state.cache()
-    if name is not None and not store.entries(name=name):
-        _fail_missing_entry(store, name)
-    if name is None and not yes:
+    if name is not None:
+        found = store.match(name)
+        if not found:
+            _fail_missing_entry(store, name)
+        entry = _one_entry(store, name, found, "cache clear")
+        store.remove(entry)
+        stdout.print(f"removed 1 entry ({entry.kind} {name}: {entry.target})")
+        return
+    if not yes:
         click.confirm(f"Remove every entry under {store.root}?", abort=True, err=True)
-    removed = store.clear(name)
+    removed = store.clear(None)
     stdout.print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}")
 
 
 @cache.command("add")
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--no-verify", is_flag=True, help="Register a model even if its checksum differs.")
+@click.option("--no-verify", is_flag=True,
+              help="Register a model file whose checksum differs from the card's (or is "
+              "not checked): it is marked unverified. Default: verify.")
+@common_options()
 @pass_state
 def cache_add(state: State, name: str, path: Path, no_verify: bool) -> None:
     """Register a model file or dataset folder you already have (no copy).
@@ -106,8 +123,25 @@ def cache_add(state: State, name: str, path: Path, no_verify: bool) -> None:
     stdout.print(f"registered {entry.kind} {entry.name} -> {entry.target}")
 
 
+def _one_entry(store: AssetCache, name: str, found: list[CacheEntry], command: str
+               ) -> CacheEntry:
+    """The one entry ``name`` means; several: a ConfigError after listing each with
+    its unique name and what tells it apart (on stderr: stdout stays one path)."""
+    if len(found) == 1:
+        return found[0]
+    from mlperf_pilot.assets.cache import differences
+
+    told = differences(found)
+    stderr.print(f"{len(found)} cache entries are named {name}:")
+    for entry in found:
+        stderr.print(f"  {entry.full_name}  {entry.kind}, {entry.source}; "
+                     f"differs by {told[entry.path]}: {entry.target}")
+    raise ConfigError(f"{len(found)} cache entries are named {name!r}",
+                      hint=f"name one: `mlperf-pilot {command} {found[0].full_name}`")
+
+
 def _fail_missing_entry(store: AssetCache, name: str) -> None:
-    names = sorted({e.name for e in store.entries()})
+    names = sorted(store.unique_names().values())
     raise click.UsageError(
         f"no cache entry named {name!r}; entries: {', '.join(names) if names else '(none)'}"
     )
@@ -118,7 +152,8 @@ def _fail_missing_entry(store: AssetCache, name: str) -> None:
 
 @cli.command("list")
 @click.argument("what", type=click.Choice(["models", "datasets", "backends", "suts"]))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@common_options()
 @pass_state
 def list_command(state: State, what: str, as_json: bool) -> None:
     """Show the catalog, with what is cached and what is installed; the backends and
@@ -141,7 +176,8 @@ def list_command(state: State, what: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@common_options()
 @pass_state
 def doctor(state: State, as_json: bool) -> None:
     """Check this installation: LoadGen, every backend and the devices it sees, the
@@ -171,22 +207,25 @@ def doctor(state: State, as_json: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--model", "models", multiple=True,
               help="Models for the per-model benchmarks (default resnet50-synthetic and the "
-              "demo model).")
-@click.option("--quick", is_flag=True, help="The smoke version: seconds, not minutes.")
+              "demo model; with --quick the demo model only).")
+@click.option("--quick", is_flag=True,
+              help="The smoke version, about a minute: half-second runs, the demo model "
+              "only, one Server probe on it (figures are sane, not precise).")
 @click.option("--server-latency-ms", type=int,
               help="Server latency bound for the search (default: the model card's).")
 @click.option("--out", type=click.Path(path_type=Path), help="Also write the figures as JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@common_options()
 @pass_state
 def bench(state: State, names: Sequence[str], models: Sequence[str], quick: bool,
           server_latency_ms: int | None, out: Path | None, as_json: bool) -> None:
     """Measure the harness against the raw backend (benchmarks: offline, single,
     ceiling, server, preprocess, memory, scaling; default all but scaling)."""
     from mlperf_pilot.bench.report import render_markdown
-    from mlperf_pilot.bench.suite import BENCHMARKS, MODELS, run_suite
+    from mlperf_pilot.bench.suite import BENCHMARKS, run_suite
 
     chosen = list(names) or [n for n in BENCHMARKS if n != "scaling"]
-    results = run_suite(chosen, models=tuple(models) or MODELS, quick=quick,
+    results = run_suite(chosen, models=tuple(models) or None, quick=quick,
                         cache=state.cache(), server_latency_ms=server_latency_ms,
                         progress=_PlainProgress())
     text = json.dumps(results, indent=2, default=str)

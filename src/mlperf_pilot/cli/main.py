@@ -2,11 +2,14 @@
 
 Errors from the library arrive as MlperfPilotError and leave as one line with the
 cause, one with the fix, and the error's exit code (2 for usage/config errors, 1 for
-failed runs and checks). ``--debug`` shows the traceback as well.
+failed runs and checks). ``--debug`` shows the traceback as well. With ``--json`` the
+error is also a JSON object on stdout: ``{"ok": false, "error": {"message", "hint",
+"exit_code", "type"}}``, so a script reading stdout never gets nothing.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _INVOCATION[:] = list(argv) if argv is not None else sys.argv[1:]
     debug = "--debug" in _INVOCATION
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        cli.main(args=list(argv) if argv is not None else None, prog_name="mlperf-pilot",
+                 standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
     except click.exceptions.Abort as exc:
@@ -35,11 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except click.ClickException as exc:
         exc.show(file=sys.stderr)
+        _json_error(exc.format_message(), _usage_hint(exc), exc.exit_code, exc)
         return exc.exit_code
     except MlperfPilotError as exc:
         if debug:
             traceback.print_exc()
         _print_error(exc.message, exc.hint)
+        _json_error(exc.message, exc.hint, exc.exit_code, exc)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
@@ -49,8 +55,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}"))
         stderr.print(Text.assemble(("hint:", "yellow"),
                                    " rerun with --debug and report the traceback"))
+        _json_error(f"internal error: {type(exc).__name__}: {exc}",
+                    "rerun with --debug and report the traceback", EXIT_FAILED, exc)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _usage_hint(exc: click.ClickException) -> str | None:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return None
+    return f"see `{ctx.command_path} --help`"
+
+
+def error_object(message: str, hint: str | None, exit_code: int, exc: BaseException
+                 ) -> dict[str, object]:
+    """What ``--json`` prints on stdout when a command fails before its own output."""
+    return {"ok": False, "error": {"message": message, "hint": hint, "exit_code": exit_code,
+                                   "type": type(exc).__name__}}
+
+
+def _json_error(message: str, hint: str | None, exit_code: int, exc: BaseException) -> None:
+    if "--json" in _INVOCATION:
+        sys.stdout.write(json.dumps(error_object(message, hint, exit_code, exc), indent=2)
+                         + "\n")
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
@@ -60,8 +88,10 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
     from mlperf_pilot.interrupts import signal_name
 
     signum = int(getattr(exc, "signum", _signal.SIGINT))
-    _print_error(f"interrupted by {signal_name(signum)}",
-                 "nothing was being written; rerun the command")
+    message, hint = f"interrupted by {signal_name(signum)}", \
+        "nothing was being written; rerun the command"
+    _print_error(message, hint)
+    _json_error(message, hint, 128 + signum, exc)
     return 128 + signum
 
 

@@ -15,12 +15,13 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
 from mlperf_pilot.results.records import RunRecord
-from mlperf_pilot.vocab import ComplianceStatus, RunStatus
+from mlperf_pilot.vocab import ComplianceStatus, ExecutionMode, RunStatus
 
 
 class RichTask:
@@ -71,7 +72,9 @@ class RichTask:
 
 class RichProgress:
     """The Progress protocol drawn with rich on stderr (silent when not a terminal
-    unless ``force``)."""
+    unless ``force``); ``run_note`` prints a run's note when it happens (the CLI's
+    listener, engine.events.ProgressObserver, calls it). Bars: done/total (LoadGen's
+    planned samples for a performance test), elapsed and remaining time."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
@@ -83,7 +86,8 @@ class RichProgress:
         if self._progress is None:
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                TimeRemainingColumn(), console=self.console,
                 disable=not self.enabled, transient=False,
             )
             self._progress.start()
@@ -99,6 +103,10 @@ class RichProgress:
     def note(self, message: str) -> None:
         self.live().console.print(Text(message, style="dim"), highlight=False)
 
+    def run_note(self, message: str) -> None:
+        self.live().console.print(Text.assemble(("note:", "yellow"), f" {message}"),
+                                  highlight=False)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
@@ -113,19 +121,72 @@ def _metric_text(record: RunRecord) -> str:
     return f"{shown} {record.metric_unit or ''}".strip()
 
 
+def accuracy_text(record: RunRecord) -> str:
+    """``0.000% top1 — below the closed-division target 75.695%`` (or "meets")."""
+    accuracy = record.accuracy
+    if accuracy is None:
+        return "-"
+    text = f"{accuracy.value:.3f}% {accuracy.metric}"
+    if accuracy.target is not None and accuracy.meets_target is not None:
+        verdict = "meets" if accuracy.meets_target else "below"
+        text += f" — {verdict} the closed-division target {accuracy.target:.3f}%"
+    return text
+
+
+def status_text(record: RunRecord) -> str:
+    """LoadGen's verdict and whether the result is submittable: ``VALID (test run — not
+    submittable)``; the reasons are :func:`submittable_line`'s. Records of earlier
+    versions (no execution mode) show the verdict alone."""
+    if record.execution_mode is None:
+        return record.status.value
+    if record.submittable:
+        return f"{record.status.value} (submittable)"
+    what = f"{record.execution_mode.value} run — " \
+        if record.execution_mode is not ExecutionMode.VALID else ""
+    return f"{record.status.value} ({what}not submittable)"
+
+
+def submittable_line(record: RunRecord) -> str | None:
+    """``Offline performance: VALID (test run — not submittable: min duration 0.3 s <
+    600 s, ...)``, or None for a submittable record or one of an earlier version."""
+    if record.execution_mode is None or record.submittable:
+        return None
+    reasons = [r for r in record.not_submittable
+               if r not in ("test run", "find run (calibration probe)")]
+    what = f"{record.execution_mode.value} run — " \
+        if record.execution_mode is not ExecutionMode.VALID else ""
+    return (f"{record.scenario.value} {record.mode.value}: {record.status.value} "
+            f"({what}not submittable: {', '.join(reasons) or 'see the record'})")
+
+
+def next_step(records: Sequence[RunRecord]) -> str | None:
+    """The footer: what to run next on the way to a submission."""
+    modes = {r.execution_mode for r in records if r.execution_mode is not None}
+    if not modes:
+        return None
+    if ExecutionMode.TEST in modes:
+        return ("next: calibrate with `--execution-mode find`, then run "
+                "`--execution-mode valid`, then `mlperf-pilot submission generate`")
+    if ExecutionMode.FIND in modes:
+        return ("next: run `--execution-mode valid` (it uses the targets just found), then "
+                "`mlperf-pilot submission generate`")
+    if all(r.submittable for r in records):
+        return "next: `mlperf-pilot submission generate` (then `submission check`)"
+    return ("next: fix what makes the results above not submittable, rerun with "
+            "`--execution-mode valid`, then `mlperf-pilot submission generate`")
+
+
 def results_table(records: Sequence[RunRecord]) -> Table:
     table = Table(title="mlperf-pilot results", title_justify="left")
     for column in ("Model", "Backend", "Device", "Scenario", "Mode", "Metric", "Result",
                    "Status", "Accuracy"):
         table.add_column(column, no_wrap=column not in ("Metric",))
     for record in records:
-        status_style = "green" if record.ok else "red"
-        accuracy = (f"{record.accuracy.value:.3f}% {record.accuracy.metric}"
-                    if record.accuracy else "-")
+        status_style = ("green" if record.submittable else "yellow") if record.ok else "red"
         table.add_row(
             record.model, record.backend, record.device, record.scenario.value,
             record.mode.value, record.metric_name or "-", _metric_text(record),
-            Text(record.status.value, style=status_style), accuracy,
+            Text(status_text(record), style=status_style), accuracy_text(record),
         )
     return table
 

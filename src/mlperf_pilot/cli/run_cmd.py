@@ -19,6 +19,7 @@ from mlperf_pilot.cli.app import (
     _PlainProgress,
     _print_error,
     cli,
+    common_options,
     pass_state,
     stderr,
     stdout,
@@ -65,17 +66,20 @@ def _click_settings(flag: Flag, command: Command) -> dict[str, Any]:
 def _layer_options(func: _F) -> _F:
     """--config, --set and --json: the options that are not one setting each."""
     func = click.option("--json", "as_json", is_flag=True,
-                        help="Print a machine-readable summary.")(func)
+                        help="Print the summary as JSON on stdout (a failure: "
+                        '{"ok": false, "error": {...}}).')(func)
     func = click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
-                        help="Any run setting, e.g. --set sut.batch_timeout_us=500.")(func)
+                        help="Any run setting, e.g. --set sut.batch_timeout_us=500 "
+                        "(repeatable; wins over --config).")(func)
     return click.option("--config", "config_file", type=click.Path(path_type=Path),
-                        help="YAML/JSON file of run settings (lower precedence than "
-                        "flags).")(func)
+                        help="YAML/JSON file of run settings (under --set and the "
+                        "flags; default none).")(func)
 
 
 @cli.command()
 @_table_options("run")
 @_layer_options
+@common_options()
 @pass_state
 def run(state: State, config_file: Path | None, set_items: Sequence[str], as_json: bool,
         **flags: Any) -> None:
@@ -88,6 +92,7 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
                  compliance_tests: Sequence[str] = ()) -> None:
     from mlperf_pilot.cli.render import RichProgress
     from mlperf_pilot.engine import Engine, plan_run, resolve_spec
+    from mlperf_pilot.engine.events import ProgressObserver
     from mlperf_pilot.interrupts import Interrupted, raising_on_signals
 
     layers: list[dict[str, Any]] = []
@@ -106,28 +111,74 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
     try:
         stderr.print(Text.assemble(
             (plan.card.name, "bold"), f" on {plan.sut.label}: "
-            f"{', '.join(s.value for s in spec.scenarios)} x "
-            f"{', '.join(m.value for m in spec.modes)} "
+            f"{', '.join(s.value for s in spec.scenarios)} x {_header_modes(plan)} "
             f"({spec.execution_mode.value} run) -> {Path(spec.results_dir).resolve()}"
         ))
         command = shlex.join(["mlperf-pilot", *_INVOCATION])
         cache = AssetCache(cache_dir_for(spec, state.cache_dir))
         # SIGINT/SIGTERM: the test in flight is stopped and marked, exit 128 + signal
         with raising_on_signals():
-            summary = Engine(plan, cache=cache, progress=progress, command=command).run()
+            # notes are shown as they happen (not again in the summary)
+            shown = ProgressObserver(progress, notes=progress.run_note)
+            summary = Engine(plan, cache=cache, observer=shown, command=command).run()
     except Interrupted as exc:
         interrupted = exc
     finally:
-        if isinstance(progress, RichProgress):
-            progress.close()
+        progress.close()
     if interrupted is not None:
+        from mlperf_pilot.cli.main import error_object
+
+        error = error_object(interrupted.message, interrupted.hint, interrupted.exit_code,
+                             interrupted)
         if interrupted.summary is not None and (interrupted.summary.records
                                                 or interrupted.summary.compliance):
-            _print_summary(interrupted.summary, as_json, interrupted=interrupted.name)
+            _print_summary(interrupted.summary, as_json, interrupted=interrupted.name,
+                           error=error)
+        elif as_json:  # nothing finished: the error object alone
+            sys.stdout.write(json.dumps(error, indent=2) + "\n")
+        left = _not_run(plan, interrupted.summary)
+        if left and not as_json:
+            stderr.print(f"not run: {', '.join(left)}")
         _print_error(interrupted.message, interrupted.hint)
         raise SystemExit(interrupted.exit_code)
     _print_summary(summary, as_json)
     raise SystemExit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+def _not_run(plan: Any, summary: Any) -> list[str]:
+    """The planned tests an interrupted run did not finish: ``Server performance``, ..."""
+    from mlperf_pilot.vocab import ExecutionMode, Mode
+
+    spec = plan.spec
+    modes = [Mode.PERFORMANCE] if spec.execution_mode is ExecutionMode.FIND else spec.modes
+    tests = [str(m.value) for m in modes]
+    if plan.compliance is not None:
+        tests += list(plan.compliance.tests)
+
+    def word(value: Any) -> str:
+        return str(getattr(value, "value", value))
+
+    done: set[tuple[str, str]] = set()
+    if summary is not None:
+        done = {(word(r.scenario), word(r.mode)) for r in summary.records
+                if not getattr(r, "interrupted", None)}
+        done |= {(word(c.scenario), word(c.test)) for c in summary.compliance}
+    return [f"{s.value} {t}" for s in spec.scenarios for t in tests
+            if (word(s), t) not in done]
+
+
+def _header_modes(plan: Any) -> str:
+    """What will really run per scenario: find runs only performance probes (no accuracy,
+    no compliance); compliance tests are named."""
+    from mlperf_pilot.vocab import ExecutionMode
+
+    spec = plan.spec
+    if spec.execution_mode is ExecutionMode.FIND:
+        return "performance"
+    parts = [mode.value for mode in spec.modes]
+    if plan.compliance is not None and plan.compliance.tests:
+        parts.append(f"compliance {', '.join(plan.compliance.tests)}")
+    return ", ".join(parts) or "nothing"
 
 
 @cli.command(help=f"""Run compliance tests ({", ".join(COMPLIANCE_TESTS)}) on existing results.
@@ -138,6 +189,7 @@ def _execute_run(state: State, config_file: Path | None, set_items: Sequence[str
 @click.argument("tests", nargs=-1, required=True)
 @_table_options("compliance")
 @_layer_options
+@common_options()
 @pass_state
 def compliance(state: State, tests: Sequence[str], config_file: Path | None,
                set_items: Sequence[str], as_json: bool, **flags: Any) -> None:
@@ -157,8 +209,9 @@ def _flag_layer(flags: dict[str, Any], state: State,
     return layer
 
 
-def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None) -> None:
-    from mlperf_pilot.cli.render import results_table
+def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None,
+                   error: dict[str, Any] | None = None) -> None:
+    from mlperf_pilot.cli.render import next_step, results_table, submittable_line
 
     if as_json:
         payload = {
@@ -174,12 +227,12 @@ def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None) 
         }
         if interrupted:
             payload["interrupted"] = interrupted  # the signal that stopped the run
+        if error is not None:  # what stopped it, as a failed command's error object
+            payload.update(error)
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     stderr.print(f"model: {summary.model_source}")
     stderr.print(f"dataset: {summary.dataset_source}")
-    for note in summary.notes:
-        stderr.print(f"note: {note}")
     if summary.records:
         stdout.print(results_table(summary.records))
     if summary.compliance:
@@ -192,8 +245,15 @@ def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None) 
     for record in summary.records:
         for reason in record.reasons:
             stdout.print(Text(f"{record.scenario} {record.mode}: {reason}", style="red"))
+    for record in summary.records:  # LoadGen's verdict and why it is not submittable
+        line = submittable_line(record)
+        if line:
+            stdout.print(Text(line, style="yellow"))
     for check in summary.compliance:
         style = "yellow" if check.status is ComplianceStatus.INDICATIVE else "red"
         for reason in check.reasons:
             stdout.print(Text(f"{check.scenario} {check.test}: {reason}", style=style))
     stdout.print(f"Results written to {summary.results_dir / summary.system}")
+    step = next_step(summary.records)
+    if step:
+        stdout.print(step)

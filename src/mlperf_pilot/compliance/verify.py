@@ -140,11 +140,15 @@ def verify_performance(reference: Path, test: Path, test_name: str,
         test_scenario, got, test_latency = _score(parse_detail(test), test)
     except ComplianceError as exc:
         return Verification(False, [exc.message])
-    lines = [f"reference score = {ref}", f"test score = {got}"]
+    lines = [f"reference score = {ref}", f"test score = {got}"]  # the official lines
     if ref_scenario != test_scenario:
-        return Verification(False, [*lines, "test and reference scenarios differ"])
+        return Verification(False, [*lines, "test and reference scenarios differ"],
+                            f"the test ran {test_scenario.value}, the reference "
+                            f"{ref_scenario.value}")
     if ref_scenario is Scenario.SERVER and ref_latency != test_latency:
-        return Verification(False, [*lines, "Server target latency differs"])
+        return Verification(False, [*lines, "Server target latency differs"],
+                            f"Server latency bound {_ms(test_latency)} in the test, "
+                            f"{_ms(ref_latency)} in the reference")
     latency_metric = ref_scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM)
     # the official scripts compare TEST04's latency scenarios as 1e9 / latency
     compared = 1e9 / ref if test_name == "TEST04" and latency_metric and ref else ref
@@ -159,9 +163,25 @@ def verify_performance(reference: Path, test: Path, test_name: str,
     else:
         passed = ref * (1 - band) <= got <= ref * (1 + band)
     lines.append(f"allowed band = {band:.0%}")
-    summary = (f"test {got:.6g} vs reference {ref:.6g} ({got / ref - 1:+.1%}), allowed band "
+    summary = (f"test {score_text(ref_scenario, got)} vs reference "
+               f"{score_text(ref_scenario, ref)} ({got / ref - 1:+.1%}), allowed band "
                f"{band:.0%}" if ref else lines[-1])
     return Verification(passed, lines, summary, band=True)
+
+
+def score_text(scenario: Scenario, value: float) -> str:
+    """A score as people read it: latencies (logged in ns) in ms, throughput in
+    samples/s; never LoadGen's raw nanoseconds."""
+    if scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+        return f"{value / 1e6:.4g} ms"
+    return f"{value:,.1f} samples/s" if value >= 1000 else f"{value:.4g} samples/s"
+
+
+def _ms(ns: object) -> str:
+    try:
+        return f"{float(ns) / 1e6:g} ms"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "none"
 
 
 def summary_json(verification: Verification) -> str:

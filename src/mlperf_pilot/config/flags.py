@@ -52,36 +52,46 @@ class Flag:
         return dict(self.command_choices).get(command, self.choices)
 
 
-_SCENARIOS = "SingleStream, MultiStream, Server, Offline or all (repeat or comma-separate)."
+_SCENARIOS = ("SingleStream, MultiStream, Server, Offline or all (repeat or comma-separate; "
+              "default: the card's, else Offline; the demo: Offline, SingleStream).")
 
 RUN_FLAGS: tuple[Flag, ...] = (
-    Flag("--model", "model", "text", "Catalog model name (`mlperf-pilot list models`).",
+    Flag("--model", "model", "text",
+         "Catalog model name (`mlperf-pilot list models`; default: the demo, "
+         "efficientnet-lite0-demo).",
          metavar="NAME", doc="a catalog model (`mlperf-pilot list models`); default the demo"),
     Flag("--sut", "sut.kind", "text",
          "Kind of system under test (default local: a backend in this process).",
          metavar="KIND",
          doc="the kind of system under test; `local` (default): a backend runs the model "
          "file in this process"),
-    Flag("--backend", "sut.backend", "text", "Backend name (`mlperf-pilot list backends`).",
+    Flag("--backend", "sut.backend", "text",
+         "Backend name (`mlperf-pilot list backends`; default: the model card's, "
+         "onnxruntime for the demo).",
          metavar="NAME",
          doc="backend (`mlperf-pilot list backends`); default the card's"),
-    Flag("--device", "sut.device", "text", "cpu, cuda (gpu is an alias of cuda).",
+    Flag("--device", "sut.device", "text", "cpu or cuda (gpu is an alias of cuda; default cpu).",
          metavar="DEVICE", doc="`cpu` (default), `cuda`; `gpu` = `cuda`"),
     Flag("--model-format", "sut.model_format", "text",
-         "A format id of the model card, e.g. onnx-opset8.", metavar="ID",
+         "A format id of the model card, e.g. onnx-opset8 (default: the card's format the "
+         "backend reads).", metavar="ID",
          doc="one of the card's formats, e.g. `onnx-opset8` (default: the card's)"),
-    Flag("--model-path", "sut.model_path", "path", "Use this model file.", metavar="FILE",
+    Flag("--model-path", "sut.model_path", "path",
+         "Use this model file (default: the registered, cached, built or downloaded one).",
+         metavar="FILE",
          doc="use your own model file (else the cached, built or downloaded one)"),
     Flag("--dataset", "dataset", "text", "Catalog dataset name (default: the model card's).",
          metavar="NAME", commands=RUN_ONLY,
          doc="a catalog dataset (`mlperf-pilot list datasets`); default the model card's"),
     Flag("--dataset-path", "dataset_path", "path",
-         "Folder of the dataset (ImageNet: images + val_map.txt).", metavar="DIR",
+         "Folder of the dataset (ImageNet: images + val_map.txt; default: the one "
+         "registered with `cache add`, or the demo's photos).", metavar="DIR",
          doc="use your own copy of the dataset (ImageNet: images + val_map.txt)"),
     Flag("--scenario", "scenarios", "text", _SCENARIOS, metavar="S", multiple=True,
          doc="`SingleStream`, `MultiStream`, `Server`, `Offline` or `all` (repeat or "
          "comma-separate); default the card's, else Offline"),
-    Flag("--mode", "modes", "text", "accuracy, performance or both.", metavar="M",
+    Flag("--mode", "modes", "text",
+         "accuracy, performance or both (default: the card's, else both).", metavar="M",
          multiple=True, commands=RUN_ONLY,
          doc="`accuracy`, `performance` or `both`; default the card's, else both"),
     Flag("--execution-mode", "execution_mode", "choice",
@@ -104,24 +114,29 @@ RUN_FLAGS: tuple[Flag, ...] = (
          f"MLPerf round whose rules apply (default {DEFAULT_ROUND}).", metavar="R",
          doc=f"the MLPerf round whose rules apply: compliance tests, submission layout "
          f"(default {DEFAULT_ROUND})"),
-    Flag("--count", "count", "int", "Use only the first N samples of the dataset.",
+    Flag("--count", "count", "int", "Use only the first N samples of the dataset (default: all).",
          metavar="N", commands=RUN_ONLY,
          doc="use only the first N samples of the dataset (N ≥ 1; more than the data set "
          "has: all of it, and the run notes the cap)"),
-    Flag("--duration-ms", "loadgen.min_duration_ms", "int", "LoadGen min_duration (ms).",
+    Flag("--duration-ms", "loadgen.min_duration_ms", "int",
+         "LoadGen min_duration (ms; default: short in test mode, mlperf.conf's in valid "
+         "mode).",
          metavar="MS",
          doc="LoadGen's minimum duration, written to the run's `user.conf`; at least 100 "
          "(shorter runs measure nothing: at 0 LoadGen runs one query and calls it VALID)"),
     Flag("--target-qps", "loadgen.target_qps", "float",
-         "Offline expected / Server target QPS.", metavar="QPS", commands=RUN_ONLY,
+         "Offline expected / Server target QPS (default: estimated from a warm-up, or "
+         "calibrated).", metavar="QPS", commands=RUN_ONLY,
          doc="Offline expected / Server target QPS, written to `user.conf`; finite, "
          "0.001 to 10⁹ (default: estimated or calibrated)"),
     Flag("--target-latency-ms", "loadgen.target_latency_ms", "float",
-         "SingleStream/MultiStream expected latency, Server latency bound (ms).",
+         "SingleStream/MultiStream expected latency, Server latency bound (ms; default: "
+         "estimated, calibrated, or the card's bound).",
          metavar="MS", commands=RUN_ONLY,
          doc="SingleStream/MultiStream expected latency, Server latency bound (ms), "
          "written to `user.conf`; finite and above 0 (Server: whole milliseconds)"),
-    Flag("--max-batch-size", "sut.max_batch_size", "int", "Largest batch the SUT forms.",
+    Flag("--max-batch-size", "sut.max_batch_size", "int",
+         "Largest batch the SUT forms (default: the card's, else 8).",
          metavar="N",
          doc="the largest batch the SUT forms (default: the card's, else 8); one whose input "
          "buffers alone exceed the available memory is refused"),
@@ -136,9 +151,11 @@ RUN_FLAGS: tuple[Flag, ...] = (
          doc="SUT worker threads (default: 1 using every core; in Server one "
          "single-threaded worker per core for backends that run calls in parallel on the "
          "CPU: measured 0.98× Offline against 0.73×, see benchmarks/README.md)"),
-    Flag("--results-dir", "results_dir", "path", "Default ./results.", metavar="DIR",
+    Flag("--results-dir", "results_dir", "path", "Where results go (default ./results).",
+         metavar="DIR",
          doc="where results go (default `./results`)"),
-    Flag("--system-name", "system_name", "text", "Name of this system in the results tree.",
+    Flag("--system-name", "system_name", "text", "Name of this system in the results tree "
+         "(default <backend>-<device>).",
          metavar="NAME",
          doc="the system's folder in the results tree (default `<backend>-<device>`)"),
     Flag("--allow-unverified-download", "allow_unverified_download", "flag",

@@ -73,8 +73,8 @@ def locate_photos(
         reason = reason or debian_tools_missing()
         if reason is None:
             try:
-                with progress.task(f"fetching Debian package {package}"):
-                    entry, _ = fetch_debian_files(cache, package, [p.source.path for p in photos])
+                entry, _ = fetch_debian_files(cache, package, [p.source.path for p in photos],
+                                              progress=progress)
                 for photo in photos:
                     found[photo.id] = entry.path / photo.source.path.lstrip("/")
             except AssetError as exc:

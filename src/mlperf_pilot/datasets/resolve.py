@@ -12,7 +12,7 @@ from mlperf_pilot.catalog.cards import DatasetCard
 from mlperf_pilot.datasets.demo import build_demo_set
 from mlperf_pilot.datasets.imagenet import ImageList
 from mlperf_pilot.datasets.layouts import read_dataset
-from mlperf_pilot.errors import DatasetError
+from mlperf_pilot.errors import DatasetInputError
 from mlperf_pilot.progress import NULL_PROGRESS, Progress
 
 
@@ -38,7 +38,7 @@ def dataset_root(
         notes = [f"demo photo skipped: {s}" for s in demo.skipped]
         how = "built" if demo.built_now else "cached"
         return demo.root, f"{how} demo set ({len(demo.photos)} photos)", notes
-    raise DatasetError(
+    raise DatasetInputError(  # a missing input, as a missing file: exit 2
         f"no local copy of {card.title}",
         hint=card.how_to_get or f"pass --dataset-path, or `mlperf-pilot cache add {card.name} DIR`",
     )

@@ -50,7 +50,8 @@ def find_server(session: ScenarioSession) -> tuple[RunRecord, dict[str, Any]]:
 
     def probe(qps: float) -> RunRecord:
         session.conf.rewrite(session.paths, Scenario.SERVER, {"target_qps": qps})
-        return session.launch(Mode.PERFORMANCE)
+        return session.launch(Mode.PERFORMANCE,
+                              label=f"Server performance (find probe: target_qps {qps:.4g})")
 
     search = bisect_target(probe, 0.1 * estimates.offline_qps, estimates.offline_qps,
                            FIND_SERVER_PROBES, passed=lambda r: r.ok)
@@ -83,6 +84,13 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
         if change is None:
             break
         values, reason = change
+        explicit = {key: getattr(spec.loadgen, key) for key in values
+                    if getattr(spec.loadgen, key, None) is not None}
+        if explicit:  # an explicit target wins over any rerun's: the rerun would repeat it
+            given = ", ".join(f"{key} {value:g}" for key, value in explicit.items())
+            session.note(f"{scenario.value}: not rerun: {reason.split(':')[0]}, but the "
+                         f"target is set explicitly ({given}); change it or leave it out")
+            break
         attempt += 1
         kept = paths.root / ".attempts" / f"performance-{attempt}"
         if kept.exists():
@@ -91,15 +99,25 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
         shutil.move(str(paths.log_dir(Mode.PERFORMANCE)), kept)
         shutil.copyfile(paths.record(Mode.PERFORMANCE), kept / "record.json")
         session.attempt(record.model_copy(update={"log_dir": str(kept)}))
+        # the note goes out now: it names where the kept run will be once in place
+        final = session.final.root / kept.relative_to(paths.root)
         session.note(f"{scenario.value}: rerun {attempt}: {reason} "
-                     f"(first run kept in {kept})")
+                     f"(first run kept in {final})")
         used = {**used, **values}
         session.conf.rewrite(paths, scenario, used)
-        record = session.launch(Mode.PERFORMANCE)
+        record = session.launch(Mode.PERFORMANCE, label=_rerun_label(scenario, attempt,
+                                                                     values))
     if record.status == RunStatus.VALID and attempt and spec.execution_mode is ExecutionMode.VALID:
         session.targets.set(plan.system, plan.card.name, scenario, used)
         session.targets.save()
     return record
+
+
+def _rerun_label(scenario: Scenario, attempt: int, values: dict[str, Any]) -> str:
+    """The rerun's progress label, e.g. "Offline performance (rerun 1: target_qps 812)"."""
+    change = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                       for key, value in values.items())
+    return f"{scenario.value} performance (rerun {attempt}: {change})"
 
 
 __all__ = ["FIND_SERVER_PROBES", "find", "find_server", "rerun_if_invalid"]

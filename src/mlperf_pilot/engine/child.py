@@ -4,8 +4,9 @@ LoadGen reads mlperf.conf only on the first ``TestSettings.FromConfig`` call of 
 process; every later call skips it and logs "Multiple conf files are used", which the
 submission checker rejects. So, as the reference does, each (scenario, mode) test runs
 in a fresh process: ``python -m mlperf_pilot.engine.child JOB.json``. The parent's
-launcher (:mod:`mlperf_pilot.engine.launch`) writes the job, reads ``progress N`` lines
-from the child's stdout for its progress bar, and reads back the RunRecord the child
+launcher (:mod:`mlperf_pilot.engine.launch`) writes the job, reads ``total N`` (the
+samples LoadGen plans, from its live detail log) and ``progress N`` lines from the
+child's stdout for its progress bar, and reads back the RunRecord the child
 writes next to LoadGen's logs. The child's stderr goes to ``records/<mode>.stderr.txt``.
 The job is self-contained (:mod:`mlperf_pilot.engine.job`): the catalog is never read
 here. :func:`run_test` is also what the inline launcher calls, in its own process.
@@ -38,11 +39,13 @@ from mlperf_pilot.engine.job import TestJob
 from mlperf_pilot.errors import MlperfPilotError
 from mlperf_pilot.interrupts import HANDLED, Interrupted, raise_once
 from mlperf_pilot.loadgen.logs import read_result
+from mlperf_pilot.loadgen.planned import read_planned
 from mlperf_pilot.loadgen.run import run_loadgen
 from mlperf_pilot.loadgen.settings import make_test_settings
 from mlperf_pilot.report.text import reference_line
 from mlperf_pilot.results.provenance import utc_now
 from mlperf_pilot.results.records import AccuracyRecord, RunRecord, write_record
+from mlperf_pilot.results.submittable import apply as judge_record
 from mlperf_pilot.sut.registry import sut_kind
 from mlperf_pilot.vocab import Mode, RunStatus
 
@@ -50,6 +53,27 @@ from mlperf_pilot.vocab import Mode, RunStatus
 def _emit_progress(count: int) -> None:
     sys.stdout.write(f"progress {count}\n")
     sys.stdout.flush()
+
+
+def _emit_total(total: int) -> None:
+    sys.stdout.write(f"total {total}\n")
+    sys.stdout.flush()
+
+
+def _monitor(sut: Any, log_dir: Path, mode: Mode) -> Callable[[], None]:
+    """The monitor thread's call: ``total N`` once LoadGen's detail log says how many
+    samples it plans (performance tests; loadgen.planned), then ``progress N``."""
+    pending = [mode is Mode.PERFORMANCE]
+
+    def monitor() -> None:
+        if pending[0]:
+            total = read_planned(log_dir)
+            if total is not None:
+                pending[0] = False
+                _emit_total(total)
+        _emit_progress(sut.stats.completed + sut.stats.failed)
+
+    return monitor
 
 
 def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
@@ -79,7 +103,7 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
         record.device_in_use = described.device_in_use
         settings = _test_settings(job)
         answered = sut
-        emit = _emit_progress if progress_lines else None
+        monitor = _monitor(sut, log_dir, job.mode) if progress_lines else None
 
         def test() -> None:
             with sut:
@@ -87,8 +111,7 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
                     sut, store, settings, log_dir,
                     performance_sample_count=model.performance_sample_count,
                     audit_config=job.audit_config,
-                    monitor=None if emit is None else
-                    (lambda: emit(sut.stats.completed + sut.stats.failed)),
+                    monitor=monitor,
                     monitor_interval_s=job.progress_interval_s,
                 )
 
@@ -109,6 +132,8 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
         close = getattr(sut, "close", None)
         if interrupted is None and close is not None:  # else LoadGen may still call it
             close()
+        if job.facts is not None:  # what a submission would make of it, in words
+            judge_record(record, job.facts)
         record.finished = utc_now()
         record.duration_s = round(time.monotonic() - started, 3)
         record.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

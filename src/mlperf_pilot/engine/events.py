@@ -13,6 +13,7 @@ third, without touching the engine. :class:`Observers` fans one stream out to ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +60,17 @@ class RunObserver:
 
 
 class ProgressObserver(RunObserver):
-    """A plain :class:`Progress` (bars and status lines) as a listener."""
+    """A plain :class:`Progress` (bars and status lines) as a listener; with
+    ``notes``, each run note is shown as it happens (the CLI's display)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress,
+                 notes: Callable[[str], None] | None = None) -> None:
         self.progress = progress
+        self._notes = notes
+
+    def run_note(self, message: str) -> None:
+        if self._notes is not None:
+            self._notes(message)
 
     def task(self, description: str, total: float | None = None, unit: str = "") -> Any:
         return self.progress.task(description, total, unit)

@@ -18,6 +18,7 @@ from mlperf_pilot.catalog.cards import ModelFormat, PreprocessSpec
 from mlperf_pilot.config.sut import SutConfig, parse_sut
 from mlperf_pilot.datasets.prepared import NpyDirDataset
 from mlperf_pilot.results.layout import ScenarioPaths
+from mlperf_pilot.results.submittable import SubmissionFacts
 from mlperf_pilot.vocab import Mode, Scenario
 
 
@@ -86,6 +87,8 @@ class TestJob(BaseModel):
     record_path: Path | None = None
     test05: bool = False
     label: str | None = None
+    # what the record is judged against for a submission (results.submittable)
+    facts: SubmissionFacts | None = None
 
     @field_validator("sut", mode="before")
     @classmethod

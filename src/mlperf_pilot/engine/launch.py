@@ -6,7 +6,8 @@ runs it in this process (tests, embedding programs; LoadGen then logs "Multiple 
 files" from the second test on, so its results are not for submission).
 
 ``SubprocessLauncher`` writes the job next to where the record goes, starts
-``python -m mlperf_pilot.engine.child JOB.json``, follows its ``progress N`` lines and
+``python -m mlperf_pilot.engine.child JOB.json``, follows its ``total N`` (the samples
+LoadGen plans) and ``progress N`` lines and
 reads back the RunRecord it writes. SIGINT/SIGTERM meanwhile are forwarded to the child and
 waited for (:class:`mlperf_pilot.interrupts.ForwardToChild`); the record of the test
 in flight then travels on an :class:`~mlperf_pilot.interrupts.Interrupted`. A child
@@ -23,7 +24,7 @@ from typing import Protocol
 
 from mlperf_pilot.engine.job import TestJob
 from mlperf_pilot.interrupts import ForwardToChild, Interrupted, signal_name
-from mlperf_pilot.progress import Progress
+from mlperf_pilot.progress import Progress, ProgressTask
 from mlperf_pilot.results.provenance import utc_now
 from mlperf_pilot.results.records import RunRecord, read_record, write_record
 from mlperf_pilot.storage import write_text_atomic
@@ -77,8 +78,7 @@ def run_in_child(job: TestJob, progress: Progress, total_samples: int) -> RunRec
             try:
                 assert child.stdout is not None
                 for line in child.stdout:
-                    if line.startswith("progress "):
-                        task.update(completed=int(line.split()[1]))
+                    total = _follow(line, task, total)
                 child.wait()
             except BaseException:
                 child.kill()
@@ -94,6 +94,24 @@ def run_in_child(job: TestJob, progress: Progress, total_samples: int) -> RunRec
         if forward.received is not None:
             raise Interrupted(forward.received, record)
     return record
+
+
+def _follow(line: str, task: ProgressTask, total: float | None) -> float | None:
+    """One line of the child's protocol: ``total N`` (the samples LoadGen plans) or
+    ``progress N`` (answered so far; a SingleStream/MultiStream SUT faster than its
+    expected latency answers more than planned, and the total follows)."""
+    word, _, value = line.partition(" ")
+    if word not in ("total", "progress") or not value.strip().isdigit():
+        return total
+    count = int(value)
+    if word == "total":
+        task.update(total=count)
+        return count
+    if total is not None and count > total:
+        total = count
+        task.update(total=total)
+    task.update(completed=count)
+    return total
 
 
 def _crashed_record(job: TestJob, returncode: int, stderr_path: Path,
@@ -122,6 +140,10 @@ def _crashed_record(job: TestJob, returncode: int, stderr_path: Path,
         status=RunStatus.FAILED, reasons=[reason],
         interrupted=signal_name(received) if received is not None else None,
     )
+    if job.facts is not None:
+        from mlperf_pilot.results.submittable import apply
+
+        apply(record, job.facts)
     write_record(record, job.record_file)
     return record
 

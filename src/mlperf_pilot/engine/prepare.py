@@ -16,6 +16,7 @@ from mlperf_pilot.datasets.resolve import resolve_dataset
 from mlperf_pilot.engine.job import DatasetRef, ModelRef
 from mlperf_pilot.engine.plan import RunPlan
 from mlperf_pilot.results.provenance import Provenance, Versions, WarmupEstimates
+from mlperf_pilot.results.submittable import SubmissionFacts, round_benchmark
 from mlperf_pilot.sut.kind import PrepareContext, PreparedSut
 from mlperf_pilot.vocab import Scenario
 
@@ -53,6 +54,23 @@ class PreparedRun:
     def dataset_ref(self) -> DatasetRef:
         return DatasetRef.of(self.dataset)
 
+    def submission_facts(self, scenario: Scenario) -> SubmissionFacts:
+        """What each record of the scenario is judged against for a submission: the
+        round's benchmark and its data set size (else the dataset card's), the card's
+        closed-division accuracy target, whether the model file was verified."""
+        plan, spec = self.plan, self.plan.spec
+        benchmark = round_benchmark(spec.round, plan.card.benchmark)
+        size = None
+        if benchmark is not None:
+            from mlperf_pilot.submission.rounds import load_round
+
+            size = load_round(spec.round).models[benchmark].samples_for(scenario.value)
+        return SubmissionFacts(
+            execution_mode=spec.execution_mode, round=spec.round, benchmark=benchmark,
+            dataset_size=size or plan.dataset_card.size,
+            accuracy_target=plan.card.accuracy.closed_target,
+            model_verified=self.sut.model_verified)
+
     def provenance(self, scenario: Scenario) -> Provenance:
         """The ``resolved`` part of a scenario's run_spec.json."""
         sut, config = self.sut, self.scenario_sut[scenario]
@@ -60,6 +78,7 @@ class PreparedRun:
             command=self.command, run_id=self.run_id, started=self.started,
             system=self.plan.system, sut_kind=config.kind,
             model_path=sut.model_path, model_source=sut.model_source,
+            model_verified=sut.model_verified,
             dataset_root=self.dataset_root, dataset_source=self.dataset_source,
             dataset_count=self.dataset.count, preprocessed=self.dataset.folder,
             preprocessing_library=self.dataset.library, backend=sut.name,
@@ -99,6 +118,8 @@ def prepare_run(plan: RunPlan, *, cache: AssetCache, observer: RunObserver, run_
         threads=getattr(probe_config, "threads", 1)))
     for note in sut.notes:
         observer.run_note(note)
+    if sut.model_verified is False:
+        observer.run_note(unverified_note(plan, sut))
     scenario_sut = {scenario: kind.scenario_config_of(sut.config, scenario, cores,
                                                       plan.sut.parallel)
                     for scenario in spec.scenarios}
@@ -109,6 +130,18 @@ def prepare_run(plan: RunPlan, *, cache: AssetCache, observer: RunObserver, run_
                       versions=Versions.collect(), dataset_root=resolved.images.root)
     observer.prepared(run)
     return run
+
+
+def unverified_note(plan: RunPlan, sut: PreparedSut) -> str:
+    """What a run says when its model file was never checked against a pinned checksum."""
+    from mlperf_pilot.assets.models import cache_name
+
+    name = cache_name(plan.card, plan.fmt)
+    where = sut.model_source if str(sut.model_path) in sut.model_source else \
+        f"{sut.model_path or plan.card.name} ({sut.model_source})"
+    return (f"model unverified: {where} was not checked against the catalog's checksum; "
+            "results are marked model_verified=false and a closed-division submission refuses them "
+            f"(`mlperf-pilot cache add {name} FILE` checks the official file)")
 
 
 def _layout_note(plan: RunPlan, sut: PreparedSut, scenario_sut: dict[Scenario, SutConfig]

@@ -92,6 +92,10 @@ class Engine:
         targets = TargetsFile(spec.targets_file or DEFAULT_TARGETS_FILE)
         self.observer.targets_file(targets.path.resolve())
         conf = UserConf(plan, prepared.dataset.count, prepared.sut.estimates)
+        # what test mode chose for this machine, and a bound out of its reach, before any
+        # LoadGen run (valid/find mode: refused here rather than retried)
+        for note in conf.check(spec.scenarios):
+            self.observer.run_note(note)
         for scenario in spec.scenarios:
             collected = Collected()
             stage = stages.begin(scenario, collected)

@@ -3,12 +3,23 @@ calibration or a rerun changes the targets), run_spec.json and versions.json."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlperf_pilot.config import RunSpec, Scenario
-from mlperf_pilot.loadgen.settings import Estimates, render_user_conf, user_conf_settings
+from mlperf_pilot.config import ExecutionMode, RunSpec, Scenario
+from mlperf_pilot.errors import UnreachableTargetError
+from mlperf_pilot.loadgen.settings import (
+    MULTISTREAM_MIN_QUERIES,
+    MULTISTREAM_SAMPLES_PER_QUERY,
+    SERVER_BOUND_MIN_INFERENCES,
+    SERVER_TEST_BOUND_BATCHES,
+    Estimates,
+    render_user_conf,
+    server_bound_fits,
+    user_conf_settings,
+)
 from mlperf_pilot.results.layout import ScenarioPaths
 from mlperf_pilot.results.provenance import Provenance, Versions, write_run_spec, write_versions
 from mlperf_pilot.results.staging import ScenarioStage
@@ -31,12 +42,65 @@ class UserConf:
     def spec(self) -> RunSpec:
         return self.plan.spec
 
+    @property
+    def derives_server_bound(self) -> bool:
+        """A demo model, or a model file given by path (an open-division model): a test
+        run's Server bound comes from the warm-up, not from the official model's."""
+        return self.plan.card.demo or bool(getattr(self.spec.sut, "model_path", None))
+
     def settings(self, scenario: Scenario, calibrated: dict[str, Any]) -> dict[str, float | int]:
         return user_conf_settings(
             self.spec, scenario,
             performance_sample_count=self.plan.card.performance_sample_count,
             dataset_count=self.dataset_count, estimates=self.estimates, calibrated=calibrated,
+            derive_server_bound=self.derives_server_bound,
         )
+
+    def check(self, scenarios: Iterable[Scenario]) -> list[str]:
+        """Before any LoadGen run: notes saying what a test run chose for this machine,
+        and a Server bound out of this machine's reach — refused in valid and find mode
+        (:class:`UnreachableTargetError`: no retry can meet it), a note in test mode."""
+        notes: list[str] = []
+        for scenario in scenarios:
+            keys = self.settings(scenario, {})
+            if scenario is Scenario.SERVER:
+                notes.extend(self._server_notes(keys))
+            elif (scenario is Scenario.MULTI_STREAM and "samples_per_query" in keys
+                  and self.spec.loadgen.samples_per_query is None):
+                spq = int(keys["samples_per_query"])
+                notes.append(
+                    f"MultiStream: {spq} sample(s) per query for this test run, not "
+                    f"{MULTISTREAM_SAMPLES_PER_QUERY}: LoadGen needs {MULTISTREAM_MIN_QUERIES} "
+                    f"queries for its early-stopping estimate, about "
+                    f"{self.estimates.multistream_latency_ms(spq):.3g} ms each here (valid mode "
+                    f"keeps {MULTISTREAM_SAMPLES_PER_QUERY}; --set loadgen.samples_per_query=N "
+                    "chooses)")
+        return notes
+
+    def _server_notes(self, keys: dict[str, float | int]) -> list[str]:
+        spec, card, est = self.spec, self.plan.card, self.estimates
+        official = card.server_target_latency_ms
+        if spec.loadgen.target_latency_ms is None and "target_latency" in keys:
+            kind = "a demo" if card.demo else "an open-division"
+            keep = (f"; valid mode keeps {card.mlperf_model}'s {official:g} ms"
+                    if official else "")
+            return [f"Server: latency bound {int(keys['target_latency'])} ms for this test "
+                    f"run ({SERVER_TEST_BOUND_BATCHES} x the warm-up's {est.batch_latency_ms:.3g} "
+                    f"ms per batch of {est.max_batch_size}: {card.name} is {kind} model), "
+                    f"target {float(keys.get('target_qps', 0)):.4g} QPS{keep}"]
+        bound = spec.loadgen.target_latency_ms or official
+        if not bound or server_bound_fits(bound, est.latency_ms):
+            return []
+        cause = (f"Server latency bound {bound:g} ms is out of reach on this machine: one "
+                 f"inference takes {est.latency_ms:.3g} ms here (warm-up, batch 1), and a bound "
+                 f"under {SERVER_BOUND_MIN_INFERENCES:g} inferences leaves no room for queueing")
+        if spec.execution_mode is ExecutionMode.TEST:
+            return [f"{cause}; this test run's Server result cannot be VALID "
+                    "(--set loadgen.target_latency_ms=N sets a looser bound)"]
+        raise UnreachableTargetError(
+            cause, hint="leave Server out (--scenario Offline,SingleStream,MultiStream), use "
+                        "a faster backend or device, or set a looser bound with --set "
+                        "loadgen.target_latency_ms=N (open division, not the closed bound)")
 
     def rewrite(self, paths: ScenarioPaths, scenario: Scenario,
                 calibrated: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 modes, the reruns of an INVALID performance run or the find probes, and its compliance
 tests, each LoadGen test a job handed to the launcher.
 
-What the scenario produces (records, compliance records, notes) is collected here
-while its staging folder is written and reported to the observer when the folder is
-in place (``flush``), so every path an event carries is final.
+What the scenario produces (records, compliance records) is collected here while its
+staging folder is written and reported to the observer when the folder is in place
+(``flush``), so every path an event carries is final. Notes (a rerun and why, no
+calibrated target) go out when they happen: they name final paths only.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Collected:
-    """A scenario's results until its folder is in place (paths follow the folder)."""
+    """A scenario's results until its folder is in place (paths follow the folder).
+    ``notes`` stays empty in a session (its notes go out live); RunStages reads it."""
 
     records: list[RunRecord] = field(default_factory=list)
     compliance: list[ComplianceRecord] = field(default_factory=list)
@@ -69,7 +71,13 @@ class ScenarioSession:
         return self.stage.staging
 
     def note(self, message: str) -> None:
-        self.collected.notes.append(message)
+        """A note, reported now (it must not name the staging folder: see ``final``)."""
+        self.observer.run_note(message)
+
+    @property
+    def final(self) -> ScenarioPaths:
+        """Where the scenario's folder will be once it is in place."""
+        return self.stage.final
 
     def attempt(self, record: RunRecord) -> None:
         self.collected.attempts.append(record)
@@ -82,7 +90,8 @@ class ScenarioSession:
             sut=prepared.scenario_sut[self.scenario], system=self.plan.system,
             dataset=prepared.dataset_ref, scenario=self.scenario, mode=mode,
             scenario_root=self.paths.root,
-            user_conf=self.paths.user_conf_for(mode).read_text(encoding="utf-8"), **update,
+            user_conf=self.paths.user_conf_for(mode).read_text(encoding="utf-8"),
+            facts=prepared.submission_facts(self.scenario), **update,
         )
 
     def launch(self, mode: Mode, **update: Any) -> RunRecord:

@@ -165,6 +165,9 @@ class Provenance(_Saved):
     sut_kind: str = "local"
     model_path: Path | None = None
     model_source: str | None = None  # where the model came from ("cached ..." when reused)
+    # the model file checked against a pinned checksum: False for --model-path, `cache add
+    # --no-verify`, a format without one; None where unknown (older files, no model file)
+    model_verified: bool | None = None
     dataset_root: Path | None = None
     dataset_source: str | None = None
     dataset_count: int | None = None

@@ -27,7 +27,7 @@ from mlperf_pilot.errors import StoreError
 from mlperf_pilot.loadgen.logs import LoadGenResult
 from mlperf_pilot.results.provenance import as_utc, new_run_id, utc_now, why_unreadable
 from mlperf_pilot.storage import write_text_atomic
-from mlperf_pilot.vocab import Mode, RunStatus, Scenario
+from mlperf_pilot.vocab import ExecutionMode, Mode, RunStatus, Scenario
 
 # aliases kept for code not yet moved to RunStatus (compare with the members instead)
 STATUS_VALID = RunStatus.VALID
@@ -47,6 +47,8 @@ class AccuracyRecord(BaseModel):
     text: str
     total: int
     empty: int = 0
+    target: float | None = None  # the card's closed-division target (reference x ratio), %
+    meets_target: bool | None = None  # value >= target (None: no target known)
 
 
 class RunRecord(BaseModel):
@@ -80,6 +82,12 @@ class RunRecord(BaseModel):
     loadgen: LoadGenResult | None = None  # LoadGen's own verdict and numbers, parsed
     reference_line: str | None = None
     interrupted: str | None = None  # the signal that stopped the test (status FAILED)
+    # what a submission would make of it (results.submittable): the run's execution mode,
+    # whether the result is submittable and, when not, why, in words with units
+    execution_mode: ExecutionMode | None = None  # None: a record of an earlier version
+    submittable: bool = False
+    not_submittable: list[str] = Field(default_factory=list)
+    model_verified: bool | None = None  # the model file checked against a pinned checksum
 
     @field_validator("started", "finished")
     @classmethod

@@ -5,11 +5,12 @@ and inferred results."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlperf_pilot.loadgen.logs import DetailLog
 from mlperf_pilot.submission.findings import Findings
-from mlperf_pilot.submission.rounds import INTERACTIVE
+from mlperf_pilot.submission.rounds import INTERACTIVE, BenchmarkRules, Common
 from mlperf_pilot.vocab import Scenario
 
 if TYPE_CHECKING:
@@ -23,6 +24,81 @@ SERVER_LIKE = (Scenario.SERVER, INTERACTIVE)
 INFERABLE = {(Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM),
              (Scenario.MULTI_STREAM, Scenario.OFFLINE),
              (Scenario.SINGLE_STREAM, Scenario.OFFLINE)}
+
+
+class Shortfall(NamedTuple):
+    """One rule on LoadGen's effective settings that a run breaks: the setting (LoadGen's
+    name, without ``effective_``), what the run had and what the rules need (a bound:
+    ``found > needed`` for ``target_latency_ns``, ``found < needed`` otherwise)."""
+
+    rule: str  # the checker's rule, e.g. "performance.min-duration"
+    setting: str  # e.g. "min_duration_ms"
+    found: float
+    needed: float
+
+
+def sample_count_shortfall(rules: BenchmarkRules, found: Any) -> Shortfall | None:
+    needed = rules.performance_sample_count
+    if needed and found is not None and int(found) < needed:
+        return Shortfall("performance.sample-count", "performance_sample_count", int(found),
+                         needed)
+    return None
+
+
+def duration_shortfall(common: Common, found: Any) -> Shortfall | None:
+    if found is not None and int(found) < common.test_duration_ms:
+        return Shortfall("performance.min-duration", "min_duration_ms", int(found),
+                         common.test_duration_ms)
+    return None
+
+
+def query_count_shortfall(rules: BenchmarkRules, scenario: str, found: Any
+                          ) -> Shortfall | None:
+    """Only where early stopping does not decide (Offline): the others may stop early."""
+    needed = rules.min_queries.get(scenario)
+    if scenario not in EARLY_STOPPING and needed and found is not None and \
+            int(found) < needed:
+        return Shortfall("performance.min-queries", "min_query_count", int(found), needed)
+    return None
+
+
+def offline_samples_shortfall(common: Common, model: str, scenario: str, found: Any, *,
+                              closed: bool) -> Shortfall | None:
+    minimum = common.offline_min_samples_per_query.get(model)
+    if scenario == Scenario.OFFLINE and closed and minimum and found is not None and \
+            int(found) < minimum:
+        return Shortfall("performance.offline-samples", "samples_per_query", int(found),
+                         minimum)
+    return None
+
+
+def latency_bound_excess(rules: BenchmarkRules, scenario: str, found: Any
+                         ) -> Shortfall | None:
+    """A run's target latency above the benchmark's bound (early-stopping scenarios)."""
+    bound = rules.latency_constraint_ns.get(scenario)
+    if scenario in EARLY_STOPPING and isinstance(bound, (int, float)) and \
+            found is not None and float(found) > bound:
+        return Shortfall("performance.latency-bound", "target_latency_ns", float(found),
+                         float(bound))
+    return None
+
+
+def settings_shortfalls(rules: BenchmarkRules, common: Common, model: str, scenario: str,
+                        setting: Callable[[str], Any], *, closed: bool = True
+                        ) -> list[Shortfall]:
+    """Every rule on the effective settings a performance run breaks, as
+    :func:`check_performance` applies them; ``setting(name)`` is LoadGen's
+    ``effective_<name>`` (None when not logged). Used by the checker and by the records
+    (``results.submittable``), so the rules are written once."""
+    found = [
+        sample_count_shortfall(rules, setting("performance_sample_count")),
+        duration_shortfall(common, setting("min_duration_ms")),
+        query_count_shortfall(rules, scenario, setting("min_query_count")),
+        offline_samples_shortfall(common, model, scenario, setting("samples_per_query"),
+                                  closed=closed),
+        latency_bound_excess(rules, scenario, setting("target_latency_ns")),
+    ]
+    return [shortfall for shortfall in found if shortfall is not None]
 
 
 def is_inferred(run_scenario: str, folder_scenario: str) -> bool:
@@ -49,11 +125,10 @@ def check_performance(ctx: ResultChecks, log: DetailLog, f: Findings, *,
         f.error("performance.equal-issue",
                 f"{model} needs equal-issue mode (sample_concatenate_permutation)",
                 "keep mlperf.conf's sample_concatenate_permutation for this model")
-    needed = rules.performance_sample_count
-    found = log.get("effective_performance_sample_count")
-    if needed and found is not None and int(found) < needed:
-        f.error("performance.sample-count",
-                f"{where}: performance_sample_count {found}, needs >= {needed}",
+    short = sample_count_shortfall(rules, log.get("effective_performance_sample_count"))
+    if short:
+        f.error(short.rule,
+                f"{where}: performance_sample_count {short.found}, needs >= {short.needed}",
                 "do not lower performance_sample_count_override; load the full set")
     for seed, expected in ctx.c.rules.seeds.items():
         value = log.get(f"effective_{seed}")
@@ -63,11 +138,10 @@ def check_performance(ctx: ResultChecks, log: DetailLog, f: Findings, *,
                     "carries the round's seeds)")
     latency(ctx, log, scenario, f)
     query_counts(ctx, log, scenario, f)
-    duration = log.get("effective_min_duration_ms")
-    if duration is not None and int(duration) < ctx.c.common.test_duration_ms:
-        f.error("performance.min-duration",
-                f"{where}: min_duration is {duration} ms, the rules need "
-                f"{ctx.c.common.test_duration_ms}",
+    short = duration_shortfall(ctx.c.common, log.get("effective_min_duration_ms"))
+    if short:
+        f.error(short.rule,
+                f"{where}: min_duration is {short.found} ms, the rules need {short.needed}",
                 "run with --execution-mode valid (no min_duration override in user.conf)")
     network_mode(ctx, log, f)
     llm_latencies(ctx, log, scenario, f)
@@ -106,12 +180,11 @@ def latency(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings) -> No
                     f"{str(log.get('early_stopping_result', '')).strip()}",
                     "run more queries (longer min duration) or lower the target")
             return
-        if isinstance(bound, (int, float)):
-            effective = log.get("effective_target_latency_ns")
-            if effective is not None and float(effective) > bound:
-                f.error("performance.latency-bound",
-                        f"the run's latency bound {effective} ns exceeds the benchmark's "
-                        f"{bound} ns", "do not raise target_latency above the rules' bound")
+        effective = log.get("effective_target_latency_ns")
+        if latency_bound_excess(rules, scenario, effective):
+            f.error("performance.latency-bound",
+                    f"the run's latency bound {effective} ns exceeds the benchmark's "
+                    f"{bound} ns", "do not raise target_latency above the rules' bound")
     elif isinstance(bound, (int, float)):
         p99 = log.get("result_99.00_percentile_latency_ns")
         if p99 is not None and float(p99) > bound:
@@ -123,19 +196,17 @@ def latency(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings) -> No
 def query_counts(ctx: ResultChecks, log: DetailLog, scenario: str, f: Findings) -> None:
     rules = ctx.rules
     assert rules is not None
-    if scenario not in EARLY_STOPPING:
-        needed = rules.min_queries.get(scenario)
-        found = log.get("effective_min_query_count")
-        if needed and found is not None and int(found) < needed:
-            f.error("performance.min-queries",
-                    f"min_query_count is {found}, the rules need {needed}",
-                    "do not override min_query_count in user.conf for valid runs")
-    minimum = ctx.c.common.offline_min_samples_per_query.get(ctx.v.mlperf_model)
-    samples = log.get("effective_samples_per_query")
-    if scenario == Scenario.OFFLINE and ctx.v.division == "closed" and minimum and \
-            samples is not None and int(samples) < minimum:
-        f.error("performance.offline-samples",
-                f"Offline issued {samples} samples per query, the rules need {minimum}",
+    short = query_count_shortfall(rules, scenario, log.get("effective_min_query_count"))
+    if short:
+        f.error(short.rule, f"min_query_count is {short.found}, the rules need {short.needed}",
+                "do not override min_query_count in user.conf for valid runs")
+    short = offline_samples_shortfall(ctx.c.common, ctx.v.mlperf_model, scenario,
+                                      log.get("effective_samples_per_query"),
+                                      closed=ctx.v.division == "closed")
+    if short:
+        f.error(short.rule,
+                f"Offline issued {short.found} samples per query, the rules need "
+                f"{short.needed}",
                 "raise target_qps so the query holds at least that many samples")
 
 

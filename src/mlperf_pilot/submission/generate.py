@@ -2,10 +2,15 @@
 
 The results layout already mirrors a submission's, so generation is copying plus the
 files a submission adds: the system JSON, measurements.json, README.md with the exact
-command of each result, user.conf, src/ (or code/) and calibration.md,
-model_mapping.json for open-division custom models, and the accuracy logs truncated
-with their hash (originals kept in a backup folder). Closed-division rules that can be
-known before copying are enforced first; everything else is the checker's job.
+command of each result (placeholders for this machine's paths: ``submission.readmes``),
+user.conf, the code folder (src/, code/ up to v5.1: the harness source and where it comes
+from, ``submission.harness_source``) and calibration.md, model_mapping.json for
+open-division custom models, and the accuracy logs truncated with their hash (originals
+kept in a backup folder). Closed-division rules that can be known before copying are
+enforced first — among them a model file never checked against its pinned checksum
+(``model_verified`` false; ``allow_unverified_model`` packages it marked) —; everything
+else is the checker's job. A refusal is one error listing every result and every rule
+it breaks (its ``findings``).
 
 A result that mlperf-pilot's own records (``records/<mode>.json``) call INVALID or
 FAILED, whose runs had failed samples (even where LoadGen called the run VALID), or whose
@@ -33,6 +38,12 @@ from mlperf_pilot.results.records import read_record
 from mlperf_pilot.submission.check_accuracy import accuracy_log_problem
 from mlperf_pilot.submission.check_system import RECORDS_KEY
 from mlperf_pilot.submission.findings import Finding, Findings
+from mlperf_pilot.submission.harness_source import (
+    SOURCE_FOLDER,
+    copy_harness_source,
+    harness_origin,
+)
+from mlperf_pilot.submission.readmes import result_readme, source_readme
 from mlperf_pilot.submission.rounds import LATEST, Round, load_round
 from mlperf_pilot.submission.system import (
     describe_system,
@@ -63,6 +74,8 @@ class GenerateOptions:
     backup_dir: Path | None = None  # default: <out>_logs
     force: bool = False  # replace an existing output folder
     include_invalid: bool = False  # package results our records mark bad (marked)
+    # closed division: package results whose model file was never checked (marked)
+    allow_unverified_model: bool = False
 
 
 @dataclass
@@ -102,6 +115,18 @@ class _Source:
     @property
     def name(self) -> str:
         return f"{self.system}/{self.card.name}/{self.scenario.value}"
+
+    @property
+    def model_verified(self) -> bool | None:
+        """Whether the model file was checked against a pinned checksum: False when any
+        record or the run spec says not; None when nothing says (older results)."""
+        said = [getattr(read_record(path), "model_verified", None)
+                for path in sorted((self.path / "records").glob("*.json"))
+                if path.stem in {m.value for m in Mode}]
+        said.append(getattr(self.run_spec.resolved, "model_verified", None))
+        if False in said:
+            return False
+        return True if True in said else None
 
     def records(self) -> dict[str, dict[str, Any]]:
         """What the records say of each run: {mode: {status, samples_failed, reasons}}
@@ -163,26 +188,36 @@ def benchmark_name(card: ModelCard, rules: Round) -> tuple[str, str | None]:
     return card.name, rules.model_mapping.get(card.name, card.benchmark)
 
 
-def closed_division_findings(sources: list[_Source], rules: Round,
-                             system_type: str) -> list[Finding]:
-    """What would make a closed-division tree wrong before anything is written."""
-    f = Findings()
+def closed_division_findings(sources: list[_Source], rules: Round, system_type: str, *,
+                             allow_unverified_model: bool = False) -> list[Finding]:
+    """Every rule a closed-division tree of these results would break, known before
+    anything is written (all of them, each naming its result)."""
+    found: list[Finding] = []
     by_benchmark: dict[tuple[str, str], set[Scenario]] = {}
     for src in sources:
+        f = Findings(result=src.name)
         name, custom = benchmark_name(src.card, rules)
         if custom is not None:
             f.error("closed.model", f"{src.card.name} is not the reference model of a "
                     f"{rules.round} benchmark (it stands in for {src.card.benchmark})",
                     "submit it in the open division (--division open)",
                     path=str(src.path))
-            continue
-        if name not in rules.models:
+        elif name not in rules.models:
             f.error("closed.model", f"{name} is not a benchmark of round {rules.round}",
                     "choose the round that has it (--round)", path=str(src.path))
-            continue
-        by_benchmark.setdefault((src.system, name), set()).add(src.scenario)
-        _check_scenario_logs(src, f)
+        else:
+            by_benchmark.setdefault((src.system, name), set()).add(src.scenario)
+            _check_scenario_logs(src, f)
+        if not allow_unverified_model and src.model_verified is False:
+            f.error("closed.model-verified",
+                    f"the model file of {src.card.name} was never checked against the "
+                    f"official checksum ({src.run_spec.resolved.model_source or 'unverified'})",
+                    f"register the official file (`mlperf-pilot cache add {_cache_name(src)} "
+                    "FILE` checks it) and rerun, or pass --allow-unverified-model",
+                    path=str(src.path))
+        found += f.items
     for (system, name), scenarios in sorted(by_benchmark.items()):
+        f = Findings(result=f"{system}/{name}")
         required, optional = rules.models[name].scenarios_for(system_type)
         missing = [s for s in required if s not in scenarios]
         if missing:
@@ -194,7 +229,8 @@ def closed_division_findings(sources: list[_Source], rules: Round,
             f.error("closed.scenarios", f"{system}/{name} has {', '.join(extra)}, which "
                     f"a {system_type} system does not submit for {name}",
                     "drop them or choose the system type that has them (--system-type)")
-    return f.items
+        found += f.items
+    return found
 
 
 def _check_scenario_logs(src: _Source, f: Findings) -> None:
@@ -211,6 +247,45 @@ def _check_scenario_logs(src: _Source, f: Findings) -> None:
             f.error("closed.scenario-mismatch",
                     f"{detail} is a {effective.value} run filed under {src.scenario.value}",
                     "keep each run in its own scenario folder", path=str(detail))
+
+
+def _cache_name(src: _Source) -> str:
+    """The name ``cache add`` registers the result's model file under."""
+    from mlperf_pilot.assets.models import cache_name
+
+    try:
+        return cache_name(src.card, src.card.format(src.run_spec.model_format))
+    except UnknownPluginError:
+        return src.card.name
+
+
+def _refusal(sources: list[_Source], bad: dict[str, list[str]],
+             options: GenerateOptions, rules: Round) -> SubmissionError | None:
+    """One error listing every result that cannot go in and every rule it breaks."""
+    problems: list[Finding] = []
+    if not options.include_invalid:
+        problems += [Finding(Severity.ERROR, "generate.records", why,
+                             "rerun it (or leave it out with --system), or pass "
+                             "--include-invalid to package it marked as invalid",
+                             path=name, result=name)
+                     for name, reasons in bad.items() for why in reasons]
+    if options.division == "closed":
+        problems += closed_division_findings(
+            sources, rules, options.system_type,
+            allow_unverified_model=options.allow_unverified_model)
+    if not problems:
+        return None
+    results = list(dict.fromkeys(p.result for p in problems))
+    rules_broken = sorted({p.rule for p in problems})
+    what = " for the closed division" if options.division == "closed" else ""
+    fixes = list(dict.fromkeys(p.fix for p in problems if p.fix))
+    return SubmissionError(
+        f"{results[0]} is not submittable{what}: {problems[0].message}; nothing written"
+        if len(problems) == 1 else
+        f"{len(results)} result(s) not submittable{what}, nothing written: "
+        f"{', '.join(results)} ({len(problems)} problem(s): {', '.join(rules_broken)})",
+        findings=problems,
+        hint=fixes[0] if len(fixes) == 1 else "fix each problem listed: " + "; ".join(fixes))
 
 
 def _measurements(card: ModelCard, fmt_id: str | None, overrides: dict[str, Any]) -> dict:
@@ -233,20 +308,18 @@ def _measurements(card: ModelCard, fmt_id: str | None, overrides: dict[str, Any]
     return data
 
 
-def _readme(src: _Source, benchmark: str) -> str:
+def _readme(src: _Source, benchmark: str, notes: list[str]) -> str:
     command = src.command or (
         f"mlperf-pilot run --model {src.card.name} --scenario {src.scenario.value} "
         f"--execution-mode {src.run_spec.execution_mode or 'test'}")
-    resolved = src.run_spec.resolved
-    return (
-        f"# {benchmark} {src.scenario.value} on {src.system}\n\n"
-        f"Produced with mlperf-pilot {__version__} by:\n\n```\n{command}\n```\n\n"
-        f"- model: {src.card.title} ({src.card.name}), {resolved.model_source or ''}\n"
-        f"- backend: {resolved.backend or ''} {resolved.backend_version or ''} on "
-        f"{resolved.device_in_use or ''}\n"
-        f"- dataset: {resolved.dataset_source or ''}\n"
-        f"- LoadGen settings: see user.conf (mlperf.conf unchanged)\n"
-    )
+    dataset = str(src.run_spec.spec.get("dataset") or src.card.dataset)
+    try:
+        layout = load_catalog().dataset(dataset).layout
+    except UnknownPluginError:
+        layout = ""
+    return result_readme(card=src.card, benchmark=benchmark, scenario=src.scenario.value,
+                         system=src.system, version=__version__, command=command,
+                         resolved=src.run_spec.resolved, dataset_layout=layout, notes=notes)
 
 
 def _copy_files(src_dir: Path, dst_dir: Path, names: tuple[str, ...]) -> None:
@@ -274,21 +347,9 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
         raise SubmissionError(f"no results under {results_dir}",
                               hint="run `mlperf-pilot run` first, or pass --results-dir")
     bad = {src.name: why for src in sources if (why := src.problems())}
-    if bad and not options.include_invalid:
-        name, why = next(iter(bad.items()))
-        others = f" (and {len(bad) - 1} more result(s))" if len(bad) > 1 else ""
-        raise SubmissionError(
-            f"{name} is not submittable: {why[0]}{others}; nothing written",
-            findings=[Finding(Severity.ERROR, "generate.records", f"{n}: {'; '.join(w)}",
-                              path=n) for n, w in bad.items()],
-            hint="rerun it (or leave it out with --system), or pass --include-invalid to "
-                 "package it marked as invalid")
-    if options.division == "closed":
-        problems = closed_division_findings(sources, rules, options.system_type)
-        if problems:
-            raise SubmissionError(
-                f"the results break {len(problems)} closed-division rule(s): "
-                f"{problems[0].message}", findings=problems, hint=problems[0].fix)
+    refused = _refusal(sources, bad, options, rules)
+    if refused is not None:
+        raise refused
     root = Path(options.out) / options.division / options.submitter
     if root.exists():
         if not options.force:
@@ -307,6 +368,8 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
         )
         write_system_json(root / "systems" / f"{system}.json", data)
         report.system_placeholders[system] = placeholders
+    origin = harness_origin()
+    copy_harness_source(root / layout.source_dir / SOURCE_FOLDER, origin)
     scenario_dirs = []
     for src in sources:
         benchmark, custom = benchmark_name(src.card, rules)
@@ -328,15 +391,25 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
             json.dumps(measurements, indent=2) + "\n", encoding="utf-8")
         if (src.path / "user.conf").is_file():
             shutil.copyfile(src.path / "user.conf", measure / "user.conf")
-        readme = _readme(src, benchmark)
+        notes = []
         if src.name in bad:
             report.included_invalid.append(f"{src.name}: {'; '.join(bad[src.name])}")
-            readme += ("\n**Marked invalid**: included with `--include-invalid` although "
-                       f"mlperf-pilot's records say {'; '.join(bad[src.name])}. "
-                       "measurements.json keeps the records (`mlperf_pilot.records`); "
-                       "`mlperf-pilot submission check` reports this result as an error.\n")
-        (measure / "README.md").write_text(readme, encoding="utf-8")
-        _write_source_readme(root / layout.source_dir / benchmark, src)
+            notes.append("**Marked invalid**: included with `--include-invalid` although "
+                         f"mlperf-pilot's records say {'; '.join(bad[src.name])}. "
+                         "measurements.json keeps the records (`mlperf_pilot.records`); "
+                         "`mlperf-pilot submission check` reports this result as an error.")
+        if src.model_verified is False:
+            notes.append("**Model not verified**: the model file was never checked against "
+                         "the official checksum"
+                         + (" (packaged with `--allow-unverified-model`)."
+                            if options.division == "closed" else "."))
+        (measure / "README.md").write_text(_readme(src, benchmark, notes), encoding="utf-8")
+        code = root / layout.source_dir
+        if not (code / benchmark / "README.md").exists():
+            (code / benchmark).mkdir(parents=True, exist_ok=True)
+            (code / benchmark / "README.md").write_text(source_readme(
+                card=src.card, benchmark=benchmark, origin=origin,
+                source=f"../{SOURCE_FOLDER}"), encoding="utf-8")
         scenario_dirs.append(scenario)
         report.results.append(GeneratedResult(src.system, src.card.name, benchmark,
                                               src.scenario, scenario))
@@ -349,20 +422,6 @@ def generate_submission(options: GenerateOptions) -> GenerateReport:
     report.truncated = len(truncate_tree(scenario_dirs, Path(options.out), backup))
     report.backup_dir = backup
     return report
-
-
-def _write_source_readme(folder: Path, src: _Source) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    readme = folder / "README.md"
-    if readme.exists():
-        return
-    readme.write_text(
-        f"# {src.card.title}\n\n"
-        f"These results were produced with mlperf-pilot {__version__}, a harness around the "
-        "official MLPerf LoadGen (mlcommons-loadgen).\n\n"
-        f"Install: `pip install mlperf-pilot=={__version__}` (with the extras named in "
-        "its README), then run the command given in each result's README.md.\n",
-        encoding="utf-8")
 
 
 def _write_calibration(path: Path) -> None:

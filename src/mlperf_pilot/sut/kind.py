@@ -63,6 +63,8 @@ class PreparedSut(BaseModel):
     device_in_use: str = "unknown"
     model_path: str | None = None  # the model file, where the kind uses one
     model_source: str = ""  # where it came from, for people
+    # whether the model file was checked against a pinned checksum (None: no model file)
+    model_verified: bool | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -72,6 +74,7 @@ class ResolvedSut(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     config: SerializeAsAny[SutConfig]  # with the files and names found
     source: str = ""  # where the model came from, for people
+    model_verified: bool | None = None  # see PreparedSut.model_verified
 
 
 class PrepareContext(BaseModel):

@@ -58,6 +58,9 @@ class LocalKind(SutKind):
                 f"model file {sut.model_path} does not exist",
                 hint="check --model-path, or leave it out to use the catalog's copy",
             )
+        if sut.model_path is not None and backend.needs_model:
+            _check_file_format(Path(sut.model_path).expanduser(), card, fmt, backend_name,
+                               backend, format_given=sut.model_format is not None)
         return SutPlan(
             kind=cls.name, fmt=fmt, label=f"{backend_name}/{sut.device.value}",
             system=f"{backend_name}-{sut.device.value}",
@@ -74,15 +77,17 @@ class LocalKind(SutKind):
         backend_name = plan.details["backend"]
         if not backend_class(backend_name).needs_model:  # e.g. the null backend
             model_path, source = sut.model_path, f"none ({backend_name} backend)"
+            verified = None
         else:
             found = resolve_model(card, plan.fmt, sut.model_path, cache, transport=transport,
                                   progress=progress, sha256=sut.model_sha256,
                                   allow_unverified=spec.allow_unverified_download)
             model_path = found.path
             source = ("cached " if found.from_cache else "") + found.source
+            verified = found.verified
         return ResolvedSut(config=sut.model_copy(update={
             "backend": backend_name, "model_format": plan.fmt.id, "model_path": model_path}),
-            source=source)
+            source=source, model_verified=verified)
 
     @classmethod
     def prepare(cls, ctx: PrepareContext) -> PreparedSut:
@@ -113,7 +118,7 @@ class LocalKind(SutKind):
             name=backend_name, version=type(backend).version(),
             device_in_use=backend.device_in_use,
             model_path=str(model_path) if model_path else None,
-            model_source=ctx.resolved.source,
+            model_source=ctx.resolved.source, model_verified=ctx.resolved.model_verified,
         )
 
     @classmethod
@@ -132,6 +137,98 @@ class LocalKind(SutKind):
             backend.close()
             raise
         return local
+
+
+# a model file's suffix -> the format kind it is (ModelFormat.format)
+_SUFFIXES = {".onnx": "onnx", ".pb": "tensorflow", ".tflite": "tflite", ".pt": "pytorch",
+             ".pth": "pytorch", ".pt2": "pytorch", ".torchscript": "pytorch",
+             ".xml": "openvino", ".caffemodel": "caffe", ".prototxt": "caffe",
+             ".cfg": "darknet", ".weights": "darknet"}
+_KIND_WORDS = {"onnx": "an ONNX model", "tensorflow": "a TensorFlow model",
+               "tflite": "a TFLite flatbuffer", "pytorch": "a PyTorch model",
+               "openvino": "an OpenVINO IR", "caffe": "a Caffe model",
+               "darknet": "a Darknet model"}
+
+
+def detect_file_format(path: Path) -> str | None:
+    """The format kind a model file (or folder) really is, from its content where that
+    is decisive (a SavedModel folder, the TFLite "TFL3" mark, a TorchScript/torch.export
+    zip, an ONNX protobuf), else from its suffix; None when it cannot be told."""
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "tensorflow"
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head[:4] == b"PK\x03\x04":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return None
+        if any(n.endswith(("data.pkl", "constants.pkl", "/version")) for n in names):
+            return "pytorch"
+        return None
+    suffix = _SUFFIXES.get(path.suffix.lower())
+    if suffix is not None:
+        return suffix
+    # ModelProto starts with ir_version (field 1, varint), then producer_name, graph, ...
+    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and \
+            head[2] in (0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42):
+        return "onnx"
+    return None
+
+
+def _check_file_format(path: Path, card: ModelCard, fmt: ModelFormat, backend_name: str,
+                       backend: type[Backend], *, format_given: bool) -> None:
+    """Refuse a --model-path whose real format is not the one the run would read it as
+    (``--backend tensorflow --model-path x.onnx``), before anything is loaded."""
+    found = detect_file_format(path)
+    if found is None or found == fmt.format:
+        return
+    what = _KIND_WORDS.get(found, f"a {found} model")
+    fixes = []
+    if found in backend.formats:
+        ids = [f.id for f in card.formats if f.format == found]
+        if ids:
+            fixes.append(f"--model-format {ids[0]}")
+    else:
+        readers = _backends_reading(found)
+        if readers:
+            fixes.append(f"--backend {readers[0]}" + (
+                f" (or {', '.join(readers[1:])})" if readers[1:] else ""))
+        ids = [f.id for f in card.formats if f.format == found]
+        if ids and readers and format_given:  # else the backend picks that format itself
+            fixes[-1] += f" and --model-format {ids[0]}"
+    fix = f"run it with {fixes[0]}, or give" if fixes else "give"
+    raise ConfigError(
+        f"--model-path {path} is {what}, but the {backend_name} backend would read it as "
+        f"{card.name} format {fmt.id} ({fmt.format})",
+        hint=f"{fix} --model-path a file in the {fmt.format} format",
+    )
+
+
+def _backends_reading(kind: str) -> list[str]:
+    """The installed-or-not backends whose formats include ``kind`` (preferred first)."""
+    from mlperf_pilot.backends import backend_names
+    from mlperf_pilot.errors import MlperfPilotError
+
+    readers: list[tuple[int, str]] = []
+    for name in backend_names():
+        try:
+            cls = backend_class(name)
+        except MlperfPilotError:
+            continue
+        if cls.needs_model and kind in cls.formats:
+            readers.append((cls.formats.index(kind), name))
+    return [name for _, name in sorted(readers)]
 
 
 def _local(config: object) -> LocalSutConfig:
