@@ -4,7 +4,8 @@ Library code receives a :class:`Progress` and calls ``task()`` to open a task, t
 ``advance``/``update`` on it. The CLI passes an implementation that draws rich
 progress bars on stderr; tests and the Python API get :data:`NULL_PROGRESS`, which
 does nothing. Calls must be cheap: hot paths (the SUT) never call them per sample,
-a monitor thread polls counters instead.
+a monitor thread polls counters instead. Open a task only where work happens (inside a
+cache entry's build, not around the lookup), so a cached step shows nothing.
 """
 
 from __future__ import annotations

@@ -31,17 +31,19 @@ def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
 def test_plain_progress_every_interval_and_the_planned_total_reached(
-    colour_imagenet: Path, resnet50_model: Path, tmp_path: Path,
+    colour_imagenet: Path, resnet50_model: Path, tmp_path: Path, scenario: str,
 ) -> None:
+    what = f"{scenario} performance"
     done = _cli("run", "--model", "resnet50", "--model-path", str(resnet50_model),
-                "--dataset-path", str(colour_imagenet), "--scenario", "Offline",
+                "--dataset-path", str(colour_imagenet), "--scenario", scenario,
                 "--mode", "performance", "--duration-ms", "3000",
                 "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     lines = done.stdout.splitlines()
-    assert "Offline performance: started" in lines
-    periodic = [m for m in map(LINE.match, lines) if m and m["what"] == "Offline performance"]
+    assert f"{what}: started" in lines
+    periodic = [m for m in map(LINE.match, lines) if m and m["what"] == what]
     # a 3-second test with a 0.5 s interval: several lines, each with how far and elapsed
     assert len(periodic) >= 3, lines
     totals = {_number(m["total"]) for m in periodic}
@@ -51,9 +53,11 @@ def test_plain_progress_every_interval_and_the_planned_total_reached(
     assert counts == sorted(counts) and counts[-1] <= total
     elapsed = [m["elapsed"] for m in periodic]
     assert elapsed == sorted(elapsed) and elapsed[-1] >= "0:00:02"
-    # Offline: the plan is exact; the last count the child reported equals it
-    (finished,) = [m for m in map(DONE.match, lines) if m and m["what"] == "Offline performance"]
+    # Offline and Server: the plan is exact; the last count the child reported equals it
+    (finished,) = [m for m in map(DONE.match, lines) if m and m["what"] == what]
     assert _number(finished["done"]) == total
+    if scenario == "Server":
+        return
     # and it is LoadGen's rule for Offline: 1.1 x min duration x target QPS samples
     record = json.loads((tmp_path / "r" / "onnxruntime-cpu" / "resnet50" / "Offline" /
                          "records" / "performance.json").read_text())

@@ -78,6 +78,9 @@ def test_resnet50_shaped_model_accuracy_and_performance(
         assert (scenario_dir / name).is_file(), name
     user_conf = (scenario_dir / "user.conf").read_text()
     assert "resnet50.Offline.min_duration = 300" in user_conf
+    # what ran the model, as the parent's probe saw it while loaded
+    resolved = json.loads((scenario_dir / "run_spec.json").read_text())["resolved"]
+    assert resolved["device_in_use"] == "CPUExecutionProvider"
     assert "resnet50.Offline.performance_sample_count_override = 24" in user_conf
     versions = json.loads((scenario_dir / "versions.json").read_text())
     assert "mlcommons-loadgen" in versions["packages"] and "onnxruntime" in versions["packages"]

@@ -151,8 +151,9 @@ def submittable_line(record: RunRecord) -> str | None:
     600 s, ...)``, or None for a submittable record or one of an earlier version."""
     if record.execution_mode is None or record.submittable:
         return None
-    reasons = [r for r in record.not_submittable
-               if r not in ("test run", "find run (calibration probe)")]
+    from mlperf_pilot.results.submittable import SHOWN_BY_STATUS
+
+    reasons = [r for r in record.not_submittable if r not in SHOWN_BY_STATUS]
     what = f"{record.execution_mode.value} run — " \
         if record.execution_mode is not ExecutionMode.VALID else ""
     return (f"{record.scenario.value} {record.mode.value}: {record.status.value} "

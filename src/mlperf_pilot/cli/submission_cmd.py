@@ -201,11 +201,12 @@ def _print_refusal(exc: Any) -> None:
 @click.option("--skip-meaningful-fields-emptiness-check", is_flag=True,
               help="Allow empty system fields that carry meaning (the official flag).")
 @click.option("--skip-empty-files-check", is_flag=True,
-              help="Allow empty files (the official flag).")
+              help="Allow empty measurement files (the official flag).")
 @click.option("--skip-dataset-size-check", is_flag=True,
               help="Allow accuracy runs over part of the data set (the official flag).")
 @click.option("--skip-extra-accuracy-files-check", is_flag=True,
-              help="Allow extra files beside the accuracy logs (the official flag).")
+              help="Do not require the extra accuracy files some benchmarks need (the "
+              "official flag).")
 @click.option("--scenarios-to-skip", default="",
               help="Comma-separated scenarios not to check (default: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")

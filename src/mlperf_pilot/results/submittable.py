@@ -43,6 +43,9 @@ class SubmissionFacts(BaseModel):
 
 _MODE_REASONS = {ExecutionMode.TEST: "test run",
                  ExecutionMode.FIND: "find run (calibration probe)"}
+FAILED_REASON, INVALID_REASON = "the test failed", "INVALID"
+# the reasons a status line already shows (the execution mode, LoadGen's verdict)
+SHOWN_BY_STATUS = frozenset({*_MODE_REASONS.values(), FAILED_REASON, INVALID_REASON})
 
 
 def judge(record: RunRecord, facts: SubmissionFacts) -> list[str]:
@@ -51,9 +54,9 @@ def judge(record: RunRecord, facts: SubmissionFacts) -> list[str]:
     if facts.execution_mode in _MODE_REASONS:
         reasons.append(_MODE_REASONS[facts.execution_mode])
     if record.status is RunStatus.FAILED:
-        reasons.append("the test failed")
+        reasons.append(FAILED_REASON)
     elif record.status is RunStatus.INVALID:
-        reasons.append("INVALID")
+        reasons.append(INVALID_REASON)
     if facts.benchmark is None:
         reasons.append(f"{record.mlperf_model} is not a benchmark of round {facts.round}")
     elif record.mode is Mode.PERFORMANCE and record.loadgen is not None:
@@ -125,4 +128,4 @@ def round_benchmark(round_name: str, benchmark: str) -> str | None:
     return name if name in rules.models else None
 
 
-__all__ = ["SubmissionFacts", "apply", "describe", "judge", "round_benchmark"]
+__all__ = ["SHOWN_BY_STATUS", "SubmissionFacts", "apply", "describe", "judge", "round_benchmark"]

@@ -71,8 +71,11 @@ def portable_command(command: str, dataset_layout: str) -> str:
                 new := _placeholder(word, words[i + 1], dataset_dir)) is not None:
             out += [word_of(word), new]
             i += 1
-        elif out and out[-1] == "--set" and eq and _is_local(value):
-            out.append(f"{word_of(flag)}=<PATH>")
+        elif out and out[-1] == "--set" and eq and (
+                flag.endswith(("model_path", "dataset_path")) or _is_local(value)):
+            new = MODEL_FILE if flag.endswith("model_path") else \
+                dataset_dir if flag.endswith("dataset_path") else "<PATH>"
+            out.append(f"{word_of(flag)}={new}")
         elif _is_local(word) and i > 0:
             out.append("<PATH>")
         elif i == 0 and "/" in word:

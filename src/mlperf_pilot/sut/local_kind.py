@@ -101,6 +101,7 @@ class LocalKind(SutKind):
         with ctx.progress.task(f"loading model on {ctx.plan.label}"):
             backend = load_model(backend_name, fmt, model_path, device=sut.device,
                                  threads=ctx.threads)
+        device_in_use = backend.device_in_use  # before close(): a closed one says "not loaded"
         try:
             max_batch = _max_batch(sut, backend)
             with ctx.progress.task("warm-up"):
@@ -116,7 +117,7 @@ class LocalKind(SutKind):
         return PreparedSut(
             config=sut, max_batch_size=max_batch, estimates=estimates,
             name=backend_name, version=type(backend).version(),
-            device_in_use=backend.device_in_use,
+            device_in_use=device_in_use,
             model_path=str(model_path) if model_path else None,
             model_source=ctx.resolved.source, model_verified=ctx.resolved.model_verified,
         )
