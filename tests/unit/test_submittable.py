@@ -107,3 +107,24 @@ def test_resolve_model_says_whether_the_file_was_verified(tmp_path: Path) -> Non
     assert resolve_model(card, fmt, None, cache).verified is False  # cache add --no-verify
     cache.add_external("model", "resnet50", model, meta={"checksum_verified": True})
     assert resolve_model(card, fmt, None, cache).verified is True
+
+
+def test_the_table_cells_and_lines_of_a_record() -> None:
+    from mlperf_pilot.cli.render import next_step, status_text, submittable_line
+
+    old = _record(settings=VALID_OFFLINE)  # a record of an earlier version: the verdict alone
+    assert status_text(old) == "VALID" and submittable_line(old) is None
+    assert next_step([old]) is None
+    good = _record(settings=VALID_OFFLINE)
+    apply(good, _facts())
+    assert status_text(good) == "VALID (submittable)" and submittable_line(good) is None
+    assert next_step([good]) == ("next: `mlperf-pilot submission generate` (then "
+                                 "`submission check`)")
+    bad = _record(settings={**VALID_OFFLINE, "min_duration_ms": 60000})
+    bad.status = RunStatus.INVALID
+    apply(bad, _facts())
+    assert status_text(bad) == "INVALID (not submittable)"
+    assert submittable_line(bad) == ("Offline performance: INVALID (not submittable: "
+                                     "min duration 60 s < 600 s)")
+    step = next_step([good, bad])
+    assert step is not None and step.startswith("next: fix what makes the results above")

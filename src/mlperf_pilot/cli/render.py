@@ -157,7 +157,7 @@ def submittable_line(record: RunRecord) -> str | None:
     what = f"{record.execution_mode.value} run — " \
         if record.execution_mode is not ExecutionMode.VALID else ""
     return (f"{record.scenario.value} {record.mode.value}: {record.status.value} "
-            f"({what}not submittable: {', '.join(reasons) or 'see the record'})")
+            f"({what}not submittable: {', '.join(reasons) or 'see the reasons above'})")
 
 
 def next_step(records: Sequence[RunRecord]) -> str | None:
