@@ -381,10 +381,10 @@ def make_nan_detector(path: Path, fmt, recipe, *, anchors: int = 4) -> Path:
     return _save(graph, path)
 
 
-def make_slow_classifier(path: Path, *, channels: int = 32, kernel: int = 5) -> Path:
+def make_slow_classifier(path: Path, *, channels: int = 64, kernel: int = 5) -> Path:
     """The demo's interface (``input`` (N,3,224,224) → ``logits`` (N,1000)) with real work
-    in between: a ``channels`` x ``kernel``² convolution over the whole image (32 x 5x5:
-    about 0.12 GFLOP per sample, milliseconds on any CPU), then a pool and a projection."""
+    in between: a ``channels`` x ``kernel``² convolution over the whole image (64 x 5x5:
+    about 0.5 GFLOP per sample, milliseconds on any CPU), then a pool and a projection."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)

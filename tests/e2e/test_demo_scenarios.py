@@ -1,8 +1,9 @@
 """What a test run of the demo chooses so that every scenario can finish VALID on this
-machine (a Server bound from the warm-up, fewer samples per MultiStream query), and a
-valid run that refuses, before any LoadGen run, a Server bound no machine like this can
-meet. The demo's card with tiny real ONNX models (tests/builders.py): the choices come
-from the card (``demo: true``) and the warm-up, not from the model's weights."""
+machine (a Server bound from the warm-up, fewer samples per MultiStream query); a valid
+run that refuses, before any LoadGen run, a Server bound no machine like this can meet,
+and a test run that says so and does not retry it. The demo's card with tiny real ONNX
+models (tests/builders.py): the choices come from the card (``demo: true``) and the
+warm-up, not from the model's weights."""
 
 from __future__ import annotations
 
@@ -70,3 +71,23 @@ def test_a_valid_run_refuses_an_unreachable_server_bound_before_any_loadgen_run(
     model_dir = results / "onnxruntime-cpu" / DEMO
     assert not list(model_dir.rglob("*.json")) and not list(model_dir.rglob("user.conf"))
     assert "mlperf-pilot results" not in out
+
+
+def test_a_test_run_with_an_unreachable_bound_says_so_and_does_not_retry(
+    capsys: pytest.CaptureFixture[str], colour_imagenet: Path, tmp_path: Path,
+) -> None:
+    model = make_slow_classifier(tmp_path / "slow.onnx")
+    code, out, err = run_cli(
+        capsys, "run", "--model", DEMO, "--model-path", str(model),
+        "--dataset-path", str(colour_imagenet), "--count", "8", "--scenario", "Server",
+        "--mode", "performance", "--duration-ms", "300", "--target-qps", "400",
+        "--set", "loadgen.target_latency_ms=1", "--results-dir", str(tmp_path / "r"), "--json",
+    )
+    payload = json.loads(out)
+    notes = payload["notes"]
+    (before,) = [n for n in notes if n.startswith("Server latency bound 1 ms is out of reach")]
+    assert "this test run's Server result cannot be VALID" in before
+    assert [r["status"] for r in payload["records"]] == ["INVALID"]
+    assert any(n.startswith("Server: not rerun at a lower QPS") for n in notes)
+    assert not any("rerun 1" in n for n in notes)
+    assert code == 1, err

@@ -27,7 +27,7 @@ pytestmark = [
 
 
 # The quick suite's budget on the shared 2-core VM, the demo model's build from an empty
-# cache included: about 60-100 s measured (2026-12-02, under load); it took 739 s when its
+# cache included: 36 s on a quiet VM, 99 s at load 5 (2026-12-02); it took 739 s when its
 # Server probes ran resnet50-synthetic at ~2 QPS. Generous for a busy machine, far below
 # a regression to minutes per probe.
 QUICK_BUDGET_S = 300

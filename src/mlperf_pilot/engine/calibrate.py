@@ -80,6 +80,10 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
             session.note(f"{scenario.value}: not rerun with another target: "
                          f"{blocked}; fix that first")
             break
+        if scenario is Scenario.SERVER and session.conf.unreachable_server_bound():
+            session.note("Server: not rerun at a lower QPS: its latency bound is out of reach "
+                         "on this machine at any load (see the note before the first test)")
+            break
         change = adjust(scenario, record.loadgen, used)
         if change is None:
             break

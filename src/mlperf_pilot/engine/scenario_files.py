@@ -77,6 +77,18 @@ class UserConf:
                     "chooses)")
         return notes
 
+    def unreachable_server_bound(self) -> float | None:
+        """The Server bound this run uses (given, else the official one; a derived bound
+        always fits) when the warm-up says it is out of this machine's reach, else None."""
+        spec = self.spec
+        if spec.loadgen.target_latency_ms is None and "target_latency" in self.settings(
+                Scenario.SERVER, {}):
+            return None  # derived from the warm-up
+        bound = spec.loadgen.target_latency_ms or self.plan.card.server_target_latency_ms
+        if not bound or server_bound_fits(bound, self.estimates.latency_ms):
+            return None
+        return bound
+
     def _server_notes(self, keys: dict[str, float | int]) -> list[str]:
         spec, card, est = self.spec, self.plan.card, self.estimates
         official = card.server_target_latency_ms
@@ -88,8 +100,8 @@ class UserConf:
                     f"run ({SERVER_TEST_BOUND_BATCHES} x the warm-up's {est.batch_latency_ms:.3g} "
                     f"ms per batch of {est.max_batch_size}: {card.name} is {kind} model), "
                     f"target {float(keys.get('target_qps', 0)):.4g} QPS{keep}"]
-        bound = spec.loadgen.target_latency_ms or official
-        if not bound or server_bound_fits(bound, est.latency_ms):
+        bound = self.unreachable_server_bound()
+        if bound is None:
             return []
         cause = (f"Server latency bound {bound:g} ms is out of reach on this machine: one "
                  f"inference takes {est.latency_ms:.3g} ms here (warm-up, batch 1), and a bound "
