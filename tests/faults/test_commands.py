@@ -82,10 +82,6 @@ def test_a_model_file_of_another_format_is_refused_before_any_work(
     bare.write_bytes(logits_model.read_bytes())
     assert_clean_error(cli("run", "--backend", "tflite", "--model-path", bare), 2,
                        cause="is an ONNX model")
-    # a backend that reads the file, under another of the card's formats: --model-format
-    result = cli("run", "--backend", "openvino", "--model-format", "openvino",
-                 "--model-path", onnx)
-    assert_clean_error(result, 2, cause="is an ONNX model", fix="--model-format onnx")
     # a TFLite flatbuffer given to onnxruntime
     flat = tmp_path / "m.bin"
     flat.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))

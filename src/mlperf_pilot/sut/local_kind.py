@@ -190,24 +190,23 @@ def detect_file_format(path: Path) -> str | None:
 def _check_file_format(path: Path, card: ModelCard, fmt: ModelFormat, backend_name: str,
                        backend: type[Backend], *, format_given: bool) -> None:
     """Refuse a --model-path whose real format is not the one the run would read it as
-    (``--backend tensorflow --model-path x.onnx``), before anything is loaded."""
+    (``--backend tensorflow --model-path x.onnx``: a kind of file the backend cannot
+    read), before anything is loaded."""
     found = detect_file_format(path)
-    if found is None or found == fmt.format:
+    # a file the backend reads by itself is its business (OpenCV reads Caffe, TensorFlow
+    # and darknet files under the card's ONNX format; OpenVINO reads ONNX): the warm-up
+    # proves it answers what the card's postprocess reads
+    if found is None or found == fmt.format or found in backend.formats:
         return
     what = _KIND_WORDS.get(found, f"a {found} model")
     fixes = []
-    if found in backend.formats:
-        ids = [f.id for f in card.formats if f.format == found]
-        if ids:
-            fixes.append(f"--model-format {ids[0]}")
-    else:
-        readers = _backends_reading(found)
-        if readers:
-            fixes.append(f"--backend {readers[0]}" + (
-                f" (or {', '.join(readers[1:])})" if readers[1:] else ""))
-        ids = [f.id for f in card.formats if f.format == found]
-        if ids and readers and format_given:  # else the backend picks that format itself
-            fixes[-1] += f" and --model-format {ids[0]}"
+    readers = _backends_reading(found)
+    if readers:
+        fixes.append(f"--backend {readers[0]}" + (
+            f" (or {', '.join(readers[1:])})" if readers[1:] else ""))
+    ids = [f.id for f in card.formats if f.format == found]
+    if ids and readers and format_given:  # else the backend picks that format itself
+        fixes[-1] += f" and --model-format {ids[0]}"
     fix = f"run it with {fixes[0]}, or give" if fixes else "give"
     raise ConfigError(
         f"--model-path {path} is {what}, but the {backend_name} backend would read it as "
