@@ -34,10 +34,14 @@ QUICK_BUDGET_S = 300
 
 
 def test_quick_suite_produces_sane_figures(tmp_path: Path) -> None:
+    cache = AssetCache(tmp_path / "cache")
     results = run_suite(
         ["offline", "single", "ceiling", "server", "preprocess", "memory"],
-        quick=True, cache=AssetCache(tmp_path / "cache"), work=tmp_path / "work",
+        quick=True, cache=cache, work=tmp_path / "work",
     )
+    # the bench's photos and their preprocessed copies say what they are in `cache list`
+    data = [e.name for e in cache.entries() if e.kind in ("dataset", "preprocessed")]
+    assert data and all(name.startswith("bench-images") for name in data), data
     assert sum(results["seconds"].values()) < QUICK_BUDGET_S, results["seconds"]
     # the quick suite measures the demo model only (its Server probe too)
     assert list(results["offline"]) == ["efficientnet-lite0-demo"]

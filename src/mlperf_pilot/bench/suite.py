@@ -78,6 +78,23 @@ class Budget:
                    server_batch_sizes=(1, 4, 8))
 
 
+# the synthetic photos as a data set of their own, so that the preprocessed entries of
+# the pilot runs are named for what they are in `cache list` (not "imagenet-...")
+BENCH_DATASET = "bench-images"
+
+
+def _with_bench_dataset(catalog: Catalog) -> Catalog:
+    """``catalog`` plus the ``bench-images`` data set (ImageNet layout, no full size)."""
+    imagenet = catalog.dataset("imagenet")
+    bench = imagenet.model_copy(update={
+        "name": BENCH_DATASET, "title": "synthetic photos made by mlperf-pilot bench",
+        "description": "", "size": None, "urls": (), "how_to_get": "made by mlperf-pilot bench"})
+    recipes = {f.preprocess for card in catalog.models for f in card.formats}
+    return Catalog({card.name: card for card in catalog.models},
+                   {**{d.name: d for d in catalog.datasets}, BENCH_DATASET: bench},
+                   {name: catalog.recipe(name) for name in recipes})
+
+
 class BenchContext:
     """Shared state of one suite run: cache, work folder, datasets, the budget. The raw
     loops read their cards from ``catalog`` (the packaged one by default)."""
@@ -85,6 +102,7 @@ class BenchContext:
     def __init__(self, cache: AssetCache, work: Path, budget: Budget,
                  progress: Progress = NULL_PROGRESS, catalog: Catalog | None = None) -> None:
         self.catalog = catalog or load_catalog()
+        self.run_catalog = _with_bench_dataset(self.catalog)  # what the pilot runs use
         self.cache = cache
         self.work = work
         self.budget = budget
@@ -124,13 +142,15 @@ class BenchContext:
         folder, _ = self.dataset(model, count)
         self._runs += 1
         layer: dict[str, Any] = {
-            "model": model, "dataset_path": folder, "scenarios": [scenario],
+            "model": model, "dataset": BENCH_DATASET, "dataset_path": folder,
+            "scenarios": [scenario],
             "modes": ["performance"], "results_dir": self.work / f"run-{self._runs}",
             "cache_dir": self.cache.root, "test_duration_ms": self.budget.pilot_ms,
         }
         layer = deep_merge(layer, settings)
-        record = run_benchmark(resolve_spec([layer]), cache=self.cache,
-                               progress=self.progress).records[0]
+        catalog = self.run_catalog
+        record = run_benchmark(resolve_spec([layer], catalog), cache=self.cache,
+                               catalog=catalog, progress=self.progress).records[0]
         return record
 
 
