@@ -10,6 +10,7 @@ messages give ms and samples/s.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +171,15 @@ def test_compliance_header_lists_the_tests_and_messages_give_units(
     for reason in record["reasons"]:  # e.g. an indicative band on a loaded machine
         if "performance:" in reason:
             assert " ms vs reference " in reason and "e+" not in reason, reason
+    # the comparison those reasons quote, from this run's own logs (always, not only
+    # when a band was missed): milliseconds, no nanoseconds in exponent notation
+    from mlperf_pilot.compliance.run import definitions
+    from mlperf_pilot.compliance.verify import verify_performance
+
+    scenario = results / "onnxruntime-cpu" / "resnet50" / "SingleStream"
+    summary = verify_performance(
+        scenario / "performance" / "run_1" / "mlperf_log_detail.txt",
+        scenario / "TEST04" / "performance" / "run_1" / "mlperf_log_detail.txt",
+        "TEST04", definitions()["TEST04"]["threshold"]).summary
+    assert re.fullmatch(r"test [\d.,]+ ms vs reference [\d.,]+ ms \([+-][\d.]+%\), "
+                        r"allowed band [\d.]+%", summary), summary

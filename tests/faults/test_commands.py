@@ -14,8 +14,8 @@ import click
 from faultkit import CliResult, assert_clean_error
 
 from mlperf_pilot.assets.cache import AssetCache, BuildResult
+from mlperf_pilot.assets.file_formats import detect_file_format
 from mlperf_pilot.cli.app import cli as cli_group
-from mlperf_pilot.sut.local_kind import detect_file_format
 from submission_trees import build_tree
 
 Cli = Callable[..., CliResult]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from mlperf_pilot.engine import resolve_spec, run_benchmark
+from mlperf_pilot.engine import RunObserver, resolve_spec, run_benchmark
 from mlperf_pilot.loadgen.logs import parse_detail, read_result
+from mlperf_pilot.results.records import RunRecord
 from mlperf_pilot.vocab import ComplianceStatus, Mode, RunStatus
 
 
@@ -114,6 +115,14 @@ def test_a_stray_audit_config_in_the_working_folder_is_ignored(
     assert loadgen.mode == "PerformanceOnly" and loadgen.run_mode is Mode.PERFORMANCE
 
 
+class Attempts(RunObserver):
+    def __init__(self) -> None:
+        self.seen: list[RunRecord] = []
+
+    def attempt(self, record: RunRecord) -> None:
+        self.seen.append(record)
+
+
 def test_find_then_valid_with_a_rerun(colour_imagenet: Path, resnet50_model: Path,
                                       tmp_path: Path) -> None:
     targets = tmp_path / "targets.yaml"
@@ -129,15 +138,20 @@ def test_find_then_valid_with_a_rerun(colour_imagenet: Path, resnet50_model: Pat
     # a target far too low makes the valid run end before its minimum duration
     entry["Offline"]["target_qps"] = 5
     targets.write_text(yaml.safe_dump(data))
+    attempts = Attempts()
     valid = run_benchmark(_spec(**common, scenarios=["Offline"], modes=["performance"],
                                 execution_mode="valid", max_reruns=3,
-                                loadgen={"min_duration_ms": 400, "min_query_count": 1}))
+                                loadgen={"min_duration_ms": 400, "min_query_count": 1}),
+                          observer=attempts)
     (record,) = valid.records
     assert record.status is RunStatus.VALID, (record.reasons, valid.notes)
     assert any("rerun 1" in note for note in valid.notes)
     kept = tmp_path / "r/onnxruntime-cpu/resnet50/Offline/.attempts/performance-1"
     assert (kept / "mlperf_log_detail.txt").is_file()
     assert json.loads((kept / "record.json").read_text())["status"] == "INVALID"
+    # the superseded run reaches the observer with the path it has in the finished folder
+    assert attempts.seen and Path(attempts.seen[0].log_dir) == kept
+    assert attempts.seen[0].status is RunStatus.INVALID
     assert yaml.safe_load(targets.read_text())["onnxruntime-cpu"]["resnet50"]["Offline"][
         "target_qps"] > 5
     assert os.path.basename(str(valid.targets_file)) == "targets.yaml"

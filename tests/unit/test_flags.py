@@ -68,7 +68,23 @@ def test_readme_flag_table_is_generated_from_the_table() -> None:
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     table = text[text.index(BEGIN) + len(BEGIN):text.index(END)]
     assert table == flags_markdown(), (
-        "README's flag table is stale: paste `python -m mlperf_pilot.config.flags`")
+        "README's flag table is stale: paste `mlperf-pilot list flags`")
+
+
+def test_list_flags_prints_the_readme_table_and_json() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from mlperf_pilot.cli.main import cli
+
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["list", "flags"])
+    assert shown.exit_code == 0 and shown.output == flags_markdown()
+    data = json.loads(runner.invoke(cli, ["list", "flags", "--json"]).output)
+    assert [row["flag"] for row in data] == [flag.name for flag in RUN_FLAGS]
+    assert {"flag": "--model-path", "setting": "sut.model_path"}.items() <= next(
+        row for row in data if row["flag"] == "--model-path").items()
 
 
 def test_markdown_has_one_row_per_flag_and_escapes_pipes() -> None:

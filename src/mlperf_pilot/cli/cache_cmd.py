@@ -151,16 +151,29 @@ def _fail_missing_entry(store: AssetCache, name: str) -> None:
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["models", "datasets", "backends", "suts"]))
+@click.argument("what", type=click.Choice(["models", "datasets", "backends", "suts",
+                                            "flags"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @common_options()
 @pass_state
 def list_command(state: State, what: str, as_json: bool) -> None:
     """Show the catalog, with what is cached and what is installed; the backends and
-    SUT kinds with where each comes from (built-in or another package's entry point)."""
+    SUT kinds with where each comes from (built-in or another package's entry point);
+    the flags of `run` and `compliance` with the setting each sets (as the README's
+    table, in Markdown)."""
     from mlperf_pilot.cli.inventory import backend_rows, dataset_rows, model_rows, sut_rows
     from mlperf_pilot.cli.render import simple_table
 
+    if what == "flags":
+        from mlperf_pilot.config.flags import RUN_FLAGS, flags_markdown
+
+        if as_json:
+            table = [{"flag": f.name, "setting": f.key, "meaning": f.doc or f.help,
+                      "commands": list(f.commands)} for f in RUN_FLAGS]
+            sys.stdout.write(json.dumps(table, indent=2) + "\n")
+        else:
+            sys.stdout.write(flags_markdown())
+        return
     store = state.cache()
     builders = {"models": model_rows, "datasets": dataset_rows, "backends": backend_rows,
                 "suts": sut_rows}

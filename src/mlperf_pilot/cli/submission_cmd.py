@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,17 @@ from mlperf_pilot.submission.rounds import DEFAULT_ROUND, available_rounds
 # ---------------------------------------------------------------------------- system
 
 
+def _system_fields(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The system description's --system-type and --status, as `system` and
+    `submission generate` both take them."""
+    command = click.option("--status", type=click.Choice(["available", "preview", "rdi"]),
+                           default="available", show_default=True,
+                           help="The availability status.")(command)
+    return click.option("--system-type",
+                        type=click.Choice(["datacenter", "edge", "datacenter,edge"]),
+                        default="edge", show_default=True, help="The system_type field.")(command)
+
+
 @cli.command()
 @click.option("--division", type=click.Choice(["closed", "open", "network"]), default="open",
               show_default=True, help="The division the system is submitted in (with --check: "
@@ -29,10 +40,7 @@ from mlperf_pilot.submission.rounds import DEFAULT_ROUND, available_rounds
 @click.option("--submitter", default="", help="Submitting organization (default: none; with "
               "--check: the file's own).")
 @click.option("--system-name", default=None, help="system_name (default: the CPU model).")
-@click.option("--system-type", type=click.Choice(["datacenter", "edge", "datacenter,edge"]),
-              default="edge", show_default=True, help="The system_type field.")
-@click.option("--status", type=click.Choice(["available", "preview", "rdi"]),
-              default="available", show_default=True, help="The availability status.")
+@_system_fields
 @click.option("--overrides", type=click.Path(path_type=Path),
               help="YAML/JSON file whose fields win over detection (default: none).")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -115,10 +123,7 @@ _ROUND_OPTION = click.option("--round", "round_", default=DEFAULT_ROUND, show_de
               show_default=True, help="The submission tree to write.")
 @click.option("--system", "systems", multiple=True,
               help="Only these systems (repeat; default: every system in --results-dir).")
-@click.option("--system-type", type=click.Choice(["datacenter", "edge", "datacenter,edge"]),
-              default="edge", show_default=True, help="The system_type field.")
-@click.option("--status", type=click.Choice(["available", "preview", "rdi"]),
-              default="available", show_default=True, help="The availability status.")
+@_system_fields
 @click.option("--system-overrides", type=click.Path(path_type=Path),
               help="YAML/JSON system fields that win over detection.")
 @click.option("--measurements-overrides", type=click.Path(path_type=Path),

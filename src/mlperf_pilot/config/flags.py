@@ -213,6 +213,3 @@ def _cell(text: str) -> str:
 
 __all__ = ["RUN_FLAGS", "Command", "Flag", "FlagType", "flags_for", "flags_markdown",
            "flags_to_layer"]
-
-if __name__ == "__main__":
-    print(flags_markdown(), end="")

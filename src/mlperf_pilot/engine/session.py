@@ -32,24 +32,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class Collected:
-    """A scenario's results until its folder is in place (paths follow the folder).
-    ``notes`` stays empty in a session (its notes go out live); RunStages reads it."""
+    """A scenario's records until its folder is in place (their paths follow the folder;
+    notes go out as they happen)."""
 
     records: list[RunRecord] = field(default_factory=list)
     compliance: list[ComplianceRecord] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     attempts: list[RunRecord] = field(default_factory=list)
 
     def flush(self, observer: RunObserver) -> None:
-        for note in self.notes:
-            observer.run_note(note)
         for record in self.attempts:
             observer.attempt(record)
         for record in self.records:
             observer.record(record)
         for check in self.compliance:
             observer.compliance(check)
-        self.notes, self.attempts, self.records, self.compliance = [], [], [], []
+        self.attempts, self.records, self.compliance = [], [], []
 
 
 class ScenarioSession:

@@ -185,46 +185,43 @@ class ScenarioStage:
         return set()
 
 
-class _Summary(Protocol):
-    """What RunStages moves along with a scenario folder (the session's collected
-    records, compliance records and notes of that scenario)."""
+class _Collected(Protocol):
+    """What RunStages moves along with a scenario folder: the records (final ones and
+    superseded attempts) and compliance records the session collected for it."""
 
     records: list[Any]
+    attempts: list[Any]
     compliance: list[Any]
-    notes: list[str]
 
 
 class RunStages:
     """The scenarios of one run, one at a time in its staging folder: committed when
     finished, kept (:meth:`ScenarioStage.keep_partial`) when the run stops early. The
-    paths that the summary's records, compliance records and notes of a scenario name
-    follow its folder. ``partial_at``: where an unfinished scenario was kept."""
+    paths that a scenario's collected records and compliance records name follow its
+    folder. ``partial_at``: where an unfinished scenario was kept."""
 
     def __init__(self, results_dir: Path, system: str, model: str, *,
                  find: bool, modes: tuple[Mode, ...]) -> None:
-        self.summary: _Summary | None = None
+        self.collected: _Collected | None = None
         self.results_dir, self.system, self.model = results_dir, system, model
         self.find, self.modes = find, modes
         self.partial_at: Path | None = None
         self._stage: ScenarioStage | None = None  # the scenario being written
-        self._marks = (0, 0, 0)  # its first record, compliance record, note
 
-    def begin(self, scenario: Scenario, collected: _Summary) -> ScenarioStage:
+    def begin(self, scenario: Scenario, collected: _Collected) -> ScenarioStage:
         """Stage ``scenario``; its folder is ``stage.staging``; the paths in
         ``collected`` (from here on) follow the folder when it moves."""
         final = ScenarioPaths.of(self.results_dir, self.system, self.model, scenario)
         stage = ScenarioStage(final, accuracy=not self.find and Mode.ACCURACY in self.modes,
                               performance=self.find or Mode.PERFORMANCE in self.modes)
         stage.begin()
-        summary = self.summary = collected
-        self._stage = stage
-        self._marks = (len(summary.records), len(summary.compliance), len(summary.notes))
+        self.collected, self._stage = collected, stage
         return stage
 
     def commit(self) -> None:
         stage, self._stage = self._stage, None
         if stage is not None:
-            self._relocate_summary(stage.staging.root, stage.commit())
+            self._relocate_collected(stage.staging.root, stage.commit())
 
     def keep_partial(self) -> tuple[Path | None, bool]:
         """The run stopped: keep the unfinished scenario. Returns (where it went,
@@ -237,23 +234,21 @@ class RunStages:
         except OSError:  # e.g. the disk is full: the staging folder stays as it is
             self.partial_at = stage.staging.root
             return stage.staging.root, stage.final.root.exists()
-        self._relocate_summary(stage.staging.root, where)
+        self._relocate_collected(stage.staging.root, where)
         self.partial_at = where
         return where, previous_kept
 
-    def _relocate_summary(self, old: Path, new: Path) -> None:
-        summary = self.summary
-        if summary is None:
+    def _relocate_collected(self, old: Path, new: Path) -> None:
+        collected = self.collected
+        if collected is None:
             return
-        records, checks, notes = self._marks
-        for record in summary.records[records:]:
+        for record in (*collected.records, *collected.attempts):
             record.log_dir = relocate_text(record.log_dir, old, new)
             record.reasons = [relocate_text(r, old, new) for r in record.reasons]
-        for check in summary.compliance[checks:]:
+        for check in collected.compliance:
             check.run_dir = relocate_text(check.run_dir, old, new)
             check.test_dir = relocate_text(check.test_dir, old, new)
             check.reasons = [relocate_text(r, old, new) for r in check.reasons]
-        summary.notes[notes:] = [relocate_text(n, old, new) for n in summary.notes[notes:]]
 
 
 def relocate(old: Path, new: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlperf_pilot.assets.file_formats import detect_file_format, kind_words
 from mlperf_pilot.backends import backend_class
 from mlperf_pilot.backends.base import Backend
 from mlperf_pilot.backends.load import load_model
@@ -19,7 +20,7 @@ from mlperf_pilot.catalog.cards import ModelCard, ModelFormat
 from mlperf_pilot.config.sut import LocalSutConfig
 from mlperf_pilot.errors import ConfigError
 from mlperf_pilot.sut.kind import PrepareContext, PreparedSut, ResolvedSut, SutKind, SutPlan
-from mlperf_pilot.vocab import Device
+from mlperf_pilot.vocab import Device, Scenario
 
 if TYPE_CHECKING:
     from mlperf_pilot.catalog import Catalog
@@ -133,58 +134,13 @@ class LocalKind(SutKind):
                              threads=sut.threads, spin_wait=sut.spin_for(job.scenario))
         try:
             local = LocalSut(backend, store, decoder, sut)
-            warm_up(backend, store.dataset, local.max_batch_size)
+            # the batch sizes the test will run: SingleStream only ever runs one sample
+            largest = 1 if job.scenario is Scenario.SINGLE_STREAM else local.max_batch_size
+            warm_up(backend, store.dataset, largest)
         except BaseException:
             backend.close()
             raise
         return local
-
-
-# a model file's suffix -> the format kind it is (ModelFormat.format)
-_SUFFIXES = {".onnx": "onnx", ".pb": "tensorflow", ".tflite": "tflite", ".pt": "pytorch",
-             ".pth": "pytorch", ".pt2": "pytorch", ".torchscript": "pytorch",
-             ".xml": "openvino", ".caffemodel": "caffe", ".prototxt": "caffe",
-             ".cfg": "darknet", ".weights": "darknet"}
-_KIND_WORDS = {"onnx": "an ONNX model", "tensorflow": "a TensorFlow model",
-               "tflite": "a TFLite flatbuffer", "pytorch": "a PyTorch model",
-               "openvino": "an OpenVINO IR", "caffe": "a Caffe model",
-               "darknet": "a Darknet model"}
-
-
-def detect_file_format(path: Path) -> str | None:
-    """The format kind a model file (or folder) really is, from its content where that
-    is decisive (a SavedModel folder, the TFLite "TFL3" mark, a TorchScript/torch.export
-    zip, an ONNX protobuf), else from its suffix; None when it cannot be told."""
-    if path.is_dir():
-        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
-            return "tensorflow"
-        return None
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
-    except OSError:
-        return None
-    if head[4:8] == b"TFL3":
-        return "tflite"
-    if head[:4] == b"PK\x03\x04":
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (OSError, zipfile.BadZipFile):
-            return None
-        if any(n.endswith(("data.pkl", "constants.pkl", "/version")) for n in names):
-            return "pytorch"
-        return None
-    suffix = _SUFFIXES.get(path.suffix.lower())
-    if suffix is not None:
-        return suffix
-    # ModelProto starts with ir_version (field 1, varint), then producer_name, graph, ...
-    if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and \
-            head[2] in (0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42):
-        return "onnx"
-    return None
 
 
 def _check_file_format(path: Path, card: ModelCard, fmt: ModelFormat, backend_name: str,
@@ -198,7 +154,7 @@ def _check_file_format(path: Path, card: ModelCard, fmt: ModelFormat, backend_na
     # proves it answers what the card's postprocess reads
     if found is None or found == fmt.format or found in backend.formats:
         return
-    what = _KIND_WORDS.get(found, f"a {found} model")
+    what = kind_words(found)
     fixes = []
     readers = _backends_reading(found)
     if readers:
