@@ -20,6 +20,7 @@
     ├── AccuracyError                accuracy log unreadable or inconsistent
     ├── ComplianceError
     ├── SubmissionError              carries a list of findings
+    ├── DeployError                  `serverless deploy/destroy` could not finish
     └── StoreError                   the results store is unreadable
         └── ResultsInUseError        another run is writing that results folder  (exit 2)
 
@@ -157,6 +158,11 @@ class SubmissionError(MlperfPilotError):
         self.findings = list(findings)
 
 
+class DeployError(MlperfPilotError):
+    """Creating or removing the serverless pieces (bucket, queues, layers, functions,
+    permissions, notifications) failed on the provider's side."""
+
+
 class StoreError(MlperfPilotError):
     """The results store cannot be read or written."""
 
@@ -165,3 +171,8 @@ class ResultsInUseError(StoreError):
     """Another run is writing the same results folder (a usage error: choose another)."""
 
     exit_code = EXIT_USAGE
+
+
+class ExportError(MlperfPilotError):
+    """Stored tests could not be sent to an experiment tracker (MLflow, W&B): the server
+    does not answer or refused them, or the tracker's files cannot be written."""

@@ -170,8 +170,13 @@ def check_run(spec: RunSpec, *, system: str, model: str, recipe: PreprocessSpec,
     cores = usable_cores()
     layouts = sorted({spec.sut.layout(s, cores, parallel=parallel)
                       for s in spec.scenarios})
-    check_threads(threads=getattr(spec.sut, "threads", 0), workers=spec.sut.workers,
-                  layouts=layouts, preprocess_workers=spec.preprocess_workers, cores=cores)
+    # a kind without local intra-op threads (a remote server's client) has worker
+    # threads that wait on the network: its own config bounds them
+    local_threads = "threads" in type(spec.sut).model_fields
+    check_threads(threads=getattr(spec.sut, "threads", 0),
+                  workers=spec.sut.workers if local_threads else 0,
+                  layouts=layouts if local_threads else [],
+                  preprocess_workers=spec.preprocess_workers, cores=cores)
     try:
         shape = recipe.sample_shape
     except ValueError:  # no fixed size: nothing to compute from

@@ -12,37 +12,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from builders import make_imagenet_folder
-from mlperf_pilot.cli.main import main
+from cli_runner import Result
 
 FAST = ["--duration-ms", "300"]
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> Callable[..., Result]:
-    """``mlperf-pilot ARGS`` in-process, in tmp_path (the targets file lands there)."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: object) -> Result:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def _run(cli: Callable[..., Result], model: Path, data: Path, results: Path,

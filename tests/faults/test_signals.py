@@ -145,6 +145,18 @@ def test_a_signal_during_the_loadgen_test_is_recorded_and_exits_128_plus_signal(
     accuracy = _record(scenario / "records" / "accuracy.json")
     assert accuracy["status"] == "VALID"
     assert (scenario / "accuracy" / "mlperf_log_accuracy.json").is_file()
+    # both tests are in the results store, the interrupted one FAILED with its reason
+    from mlperf_pilot.results.store import open_store
+
+    stored = {t.record.mode.value: t for t in open_store(
+        results_dir=spawned.cwd / "results").select()}
+    assert stored["accuracy"].record.status == "VALID"
+    failed = stored["performance"].record
+    assert failed.status == "FAILED" and failed.interrupted == sig.name
+    assert any(f"interrupted by {sig.name}" in r for r in failed.reasons)
+    assert (Path(failed.log_dir) / "mlperf_log_detail.txt").read_bytes() == \
+        (scenario / "performance" / "run_1" / "mlperf_log_detail.txt").read_bytes()
+    assert stored["performance"].test_id in result.out.replace("\n", "")
     # nothing half-written is left beside the result
     assert sorted(p.name for p in (spawned.cwd / MODEL_DIR).iterdir()
                   if not p.name.startswith(".mlperf-pilot.lock")) == [SCENARIO]

@@ -86,3 +86,10 @@ def http_file_server(tmp_path: Path) -> Iterator[Callable[..., FileServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One asset cache for the session's serverless runtime layers (pip runs once per
+    engine and layer recipe, not once per test)."""
+    return tmp_path_factory.mktemp("layer-cache")

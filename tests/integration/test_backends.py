@@ -210,3 +210,28 @@ def test_doctor_reports_every_backend(capsys: pytest.CaptureFixture[str]) -> Non
     demo = {f["name"]: f["status"] for f in findings if f["area"] == "demo"}
     assert demo["onnx"] == "ok" and demo["torch"] == "ok"  # the test install has the demo
     assert code == (1 if any(f["status"] == "fail" for f in findings) else 0)
+
+
+@pytest.mark.parametrize(("spin", "between", "entries"), [
+    (True, True, ("1", "")), (True, False, ("1", "1")), (False, False, ("0", ""))])
+def test_onnxruntime_spinning_as_asked(files, spin: bool, between: bool,
+                                       entries: tuple[str, str]) -> None:
+    """The local SUT's threads spin between runs; a server's (`serve --spin-wait`) only
+    within a run; without spin_wait not at all."""
+    backend = create_backend("onnxruntime")
+    backend.load(LoadOptions(model_path=files("onnx"), inputs=INPUTS, outputs=("logits",),
+                             threads=2, spin_wait=spin, spin_between_runs=between))
+    try:
+        options = backend._session.get_session_options()
+
+        def entry(key: str) -> str:
+            try:
+                return str(options.get_session_config_entry(key))
+            except RuntimeError:  # not set
+                return ""
+
+        found = (entry("session.intra_op.allow_spinning"), entry("session.force_spinning_stop"))
+        assert found == entries
+        assert backend.predict(np.zeros((1, 3, 224, 224), np.float32))[0].shape[0] == 1
+    finally:
+        backend.close()

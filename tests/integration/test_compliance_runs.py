@@ -152,6 +152,17 @@ def test_find_then_valid_with_a_rerun(colour_imagenet: Path, resnet50_model: Pat
     # the superseded run reaches the observer with the path it has in the finished folder
     assert attempts.seen and Path(attempts.seen[0].log_dir) == kept
     assert attempts.seen[0].status is RunStatus.INVALID
+    # the store has the superseded run (kind attempt, its logs kept in its run folder)
+    from mlperf_pilot.results.store import open_store
+
+    # (the find run's probes are other runs; a slow machine may need a second rerun)
+    attempts_kept = {t.test_id: t for t in open_store(results_dir=tmp_path / "r")
+                     .select(kind="attempt") if t.record.run_id == record.run_id}
+    assert len(attempts_kept) == len(attempts.seen)
+    attempt = attempts_kept[f"{record.run_id}-Offline-performance-attempt1"]
+    assert attempt.record.status is RunStatus.INVALID
+    assert (Path(attempt.record.log_dir) / "mlperf_log_detail.txt").read_bytes() == \
+        (kept / "mlperf_log_detail.txt").read_bytes()
     assert yaml.safe_load(targets.read_text())["onnxruntime-cpu"]["resnet50"]["Offline"][
         "target_qps"] > 5
     assert os.path.basename(str(valid.targets_file)) == "targets.yaml"

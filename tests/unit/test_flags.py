@@ -21,6 +21,7 @@ from mlperf_pilot.config import (
     ExecutionMode,
     LocalSutConfig,
     Mode,
+    OipSutConfig,
     RunSpec,
     Scenario,
     SutConfig,
@@ -30,6 +31,7 @@ from mlperf_pilot.config import (
     parse_set_option,
 )
 from mlperf_pilot.config.flags import RUN_FLAGS, flags_for, flags_markdown, flags_to_layer
+from mlperf_pilot.config.sut import ServerlessSutConfig, known_sut_fields
 from mlperf_pilot.errors import ConfigError, UnknownPluginError
 from mlperf_pilot.submission.rounds import DEFAULT_ROUND, load_round
 from mlperf_pilot.sut.kind import SutKind
@@ -101,7 +103,7 @@ def test_markdown_has_one_row_per_flag_and_escapes_pipes() -> None:
 def test_help_lists_every_flag_of_the_command(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    listed = set(re.findall(r"^\s+(--[a-z-]+)", result.output, flags=re.MULTILINE))
+    listed = set(re.findall(r"^\s+(--[a-z0-9-]+)", result.output, flags=re.MULTILINE))
     carried = {flag.name for flag in flags_for(command)}  # type: ignore[arg-type]
     assert carried <= listed
     assert {"--config", "--set", "--json"} <= listed
@@ -122,10 +124,10 @@ def test_compliance_takes_fewer_execution_modes() -> None:
 # ------------------------------------------------------------------- keys and values
 
 
-def _fields_at(model: type[BaseModel], part: str) -> type[BaseModel] | None:
+def _fields_at(model: type[BaseModel], part: str, key: str) -> type[BaseModel] | None:
     annotation = model.model_fields[part].annotation
-    if part == "sut":
-        return LocalSutConfig  # the local kind: what the flags of today configure
+    if part == "sut":  # the config of the kind the setting belongs to (local, oip)
+        return known_sut_fields().get(key.split(".")[-1], LocalSutConfig)
     return annotation if isinstance(annotation, type) and issubclass(
         annotation, BaseModel) else None
 
@@ -136,10 +138,11 @@ def test_every_key_is_a_run_spec_setting(flag: Any) -> None:
     model: type[BaseModel] | None = RunSpec
     for part in flag.key.split("."):
         assert model is not None and part in model.model_fields, flag.key
-        model = _fields_at(model, part)
+        model = _fields_at(model, part, flag.key)
     assert flag.name.startswith("--") and flag.help
     if flag.key.startswith("sut."):
-        assert flag.key.split(".")[1] in LocalSutConfig.model_fields
+        owner = known_sut_fields()[flag.key.split(".")[1]]
+        assert owner in (LocalSutConfig, OipSutConfig, ServerlessSutConfig)
 
 
 CASES: list[tuple[list[str], str, Any]] = [
@@ -149,6 +152,20 @@ CASES: list[tuple[list[str], str, Any]] = [
     (["--device", "gpu"], "sut.device", Device.CUDA),
     (["--model-format", "onnx-opset8"], "sut.model_format", "onnx-opset8"),
     (["--model-path", "m.onnx"], "sut.model_path", Path("m.onnx")),
+    (["--endpoint", "http://127.0.0.1:8000/"], "sut.endpoint", "http://127.0.0.1:8000"),
+    (["--endpoint", "http://h:1", "--remote-model", "m"], "sut.remote_model", "m"),
+    (["--endpoint", "http://h:1", "--token-file", "t"], "sut.token_file", Path("t")),
+    (["--endpoint", "http://h:1", "--concurrency", "3"], "sut.concurrency", 3),
+    (["--endpoint", "http://h:1", "--request-timeout-ms", "50"], "sut.request_timeout_ms",
+     50),
+    (["--endpoint", "http://h:1", "--protocol", "json"], "sut.protocol", "json"),
+    (["--endpoint", "http://h:1", "--http2"], "sut.http2", True),
+    (["--sut", "serverless", "--bucket", "b1"], "sut.bucket", "b1"),
+    (["--sut", "serverless", "--storage-endpoint", "http://127.0.0.1:5000/"],
+     "sut.storage_endpoint", "http://127.0.0.1:5000"),
+    (["--sut", "serverless", "--functions", "local"], "sut.functions", "local"),
+    (["--sut", "serverless", "--memory-mb", "3008"], "sut.memory_mb", 3008),
+    (["--sut", "serverless", "--inline-samples-mb", "0.5"], "sut.inline_samples_mb", 0.5),
     (["--dataset", "imagenet"], "dataset", "imagenet"),
     (["--dataset-path", "imgs"], "dataset_path", Path("imgs")),
     (["--scenario", "Server", "--scenario", "offline,Server"], "scenarios",
@@ -166,23 +183,26 @@ CASES: list[tuple[list[str], str, Any]] = [
     (["--threads", "2"], "sut.threads", 2),
     (["--workers", "3"], "sut.workers", 3),
     (["--results-dir", "out"], "results_dir", Path("out")),
+    (["--store", "s.sqlite"], "store", Path("s.sqlite")),
     (["--system-name", "box"], "system_name", "box"),
     (["--allow-unverified-download"], "allow_unverified_download", True),
+    (["--trace"], "trace", True),
 ]
 
 
-@pytest.mark.parametrize(("argv", "key", "expected"), CASES, ids=[c[0][0] for c in CASES])
+@pytest.mark.parametrize(("argv", "key", "expected"), CASES, ids=[c[1] for c in CASES])
 def test_each_flag_sets_its_setting(argv: list[str], key: str, expected: Any) -> None:
-    (flag,) = [f for f in RUN_FLAGS if f.name == argv[0]]
-    assert flag.key == key
+    flag = next(f for f in RUN_FLAGS if f.key == key)  # the flag is the case's last one
+    assert flag.name in argv
     spec = spec_from(*argv)
     assert setting(spec, key) == expected
-    if key != "sut.kind":  # local is the only built-in kind (another: test_sut_flag_...)
-        assert setting(spec, key) != setting(RunSpec(), key)  # the flag changed something
+    if key != "sut.kind":  # (another kind: test_sut_flag_...)
+        baseline = build_run_spec([{"sut": {"kind": spec.sut.kind}}])  # the kind's defaults
+        assert setting(spec, key) != setting(baseline, key)  # the flag changed something
 
 
 def test_every_flag_has_a_case() -> None:
-    assert {case[0][0] for case in CASES} == {flag.name for flag in RUN_FLAGS}
+    assert sorted(case[1] for case in CASES) == sorted(flag.key for flag in RUN_FLAGS)
 
 
 def test_flags_not_given_leave_the_lower_layers() -> None:
@@ -292,3 +312,6 @@ def test_sut_settings_of_the_table_are_local_or_shared() -> None:
     keys = {flag.key.split(".", 1)[1] for flag in RUN_FLAGS if flag.key.startswith("sut.")}
     assert {"kind", "max_batch_size", "workers"} <= keys & shared
     assert {"backend", "device", "model_format", "model_path", "threads"} <= keys & local_only
+    oip_only = set(OipSutConfig.model_fields) - shared
+    assert {"endpoint", "remote_model", "token_file", "concurrency", "request_timeout_ms",
+            "protocol", "http2"} <= keys & oip_only

@@ -32,12 +32,16 @@ except ImportError:  # a Python built without lzma cannot open .tar.xz at all
 _READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error,
                 LZMAError, NotImplementedError, RuntimeError)
 _UNSAFE_HINT = "the archive is unsafe or damaged; do not use it, get it again from a trusted source"
+# the extraction filters' errors (PEP 706); a Python without them (3.11.2, Debian
+# bookworm's) still imports this module: _extract_tar refuses tar archives there
 _FILTER_REASONS: dict[type[Exception], str] = {
-    tarfile.AbsolutePathError: "has an absolute path",
-    tarfile.OutsideDestinationError: "would be written outside the target folder",
-    tarfile.SpecialFileError: "is a device or other special file",
-    tarfile.AbsoluteLinkError: "is a link to an absolute path",
-    tarfile.LinkOutsideDestinationError: "is a link pointing outside the target folder",
+    getattr(tarfile, name): reason for name, reason in (
+        ("AbsolutePathError", "has an absolute path"),
+        ("OutsideDestinationError", "would be written outside the target folder"),
+        ("SpecialFileError", "is a device or other special file"),
+        ("AbsoluteLinkError", "is a link to an absolute path"),
+        ("LinkOutsideDestinationError", "is a link pointing outside the target folder"),
+    ) if hasattr(tarfile, name)
 }
 
 

@@ -44,7 +44,7 @@ from mlperf_pilot.errors import AssetError, ChecksumError, ConfigError
 from mlperf_pilot.storage import file_sha256
 
 MANIFEST = "manifest.json"
-KINDS = ("model", "dataset", "preprocessed", "download")
+KINDS = ("model", "dataset", "preprocessed", "download", "layer")  # layer: serverless zips
 LOCK_TIMEOUT_S = 6 * 3600  # a build of a whole dataset can take long
 # kinds whose files are hashed on every use (a model is read whole anyway); the files
 # of every other entry are checked by size

@@ -33,6 +33,10 @@ class LoadOptions:
     # let idle worker threads busy-wait for the next op (lower latency, but they hold
     # their cores); off where LoadGen's own threads need the CPU (Server)
     spin_wait: bool = True
+    # with spin_wait: whether they go on spinning once a run has ended, waiting for the
+    # next one (the local SUT, whose next query comes at once) or stop at its end (a
+    # server, whose HTTP side needs the cores between requests)
+    spin_between_runs: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -11,15 +11,15 @@ from mlperf_pilot.vocab import Device
 
 
 def load_model(backend: str, fmt: ModelFormat, model_path: Path | None, *,
-               device: Device = Device.CPU, threads: int = 1, spin_wait: bool = True
-               ) -> Backend:
+               device: Device = Device.CPU, threads: int = 1, spin_wait: bool = True,
+               spin_between_runs: bool = True) -> Backend:
     """A loaded backend: the format's inputs, outputs and options, on ``device`` with
     ``threads`` intra-op threads (``model_path`` None: a backend that needs no file)."""
     instance = create_backend(backend)
     instance.load(LoadOptions(
         model_path=model_path or Path("none"), inputs=fmt.inputs,
         outputs=fmt.postprocess.outputs, device=device, threads=threads,
-        spin_wait=spin_wait, extra=dict(fmt.options),
+        spin_wait=spin_wait, spin_between_runs=spin_between_runs, extra=dict(fmt.options),
     ))
     return instance
 

@@ -54,6 +54,9 @@ class OnnxRuntimeBackend(Backend):
         so.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if options.spin_wait else "0"
         )
+        if options.spin_wait and not options.spin_between_runs:
+            # spin between the ops of a run, stop as soon as the run returns
+            so.add_session_config_entry("session.force_spinning_stop", "1")
         try:
             session = ort.InferenceSession(str(options.model_path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types

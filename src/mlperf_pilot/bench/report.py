@@ -98,6 +98,10 @@ def render_markdown(results: dict[str, Any]) -> str:
                       f"{_f(r['peak_valid_qps'])} | {_f(r['ratio_to_offline'])} |"
                       for r in f["server"]]
             lines.append("")
+    if "oip" in results or "oip-ceiling" in results:
+        from mlperf_pilot.bench.oip import render_lines
+
+        lines += render_lines(results)
     if "seconds" in results:
         lines.append("Time per benchmark (s): " + ", ".join(
             f"{k} {v}" for k, v in results["seconds"].items()))

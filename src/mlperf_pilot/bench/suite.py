@@ -11,6 +11,9 @@ session options. Absolute numbers move with the machine's load; the ratios hold.
     preprocess   images/s into the .npy cache with 1..N workers
     memory       peak RSS of a test process holding 1024 performance samples
     scaling      Offline efficiency and raw throughput per batch size and thread count
+    oip          the network SUT against `mlperf-pilot serve` here / the local SUT
+    oip-ceiling  a null model behind `serve`: Offline samples/s, Server peak QPS
+                 (both in bench/oip.py)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mlperf_pilot.assets.cache import AssetCache
 from mlperf_pilot.assets.models import resolve_model
 from mlperf_pilot.backends.base import Backend
 from mlperf_pilot.backends.load import load_model
+from mlperf_pilot.bench.oip import loopback_efficiency, protocol_ceiling
 from mlperf_pilot.bench.workload import bench_images, raw_latencies_ms, raw_throughput
 from mlperf_pilot.calibration import bisect_target
 from mlperf_pilot.catalog import Catalog, load_catalog
@@ -150,7 +154,8 @@ class BenchContext:
         layer = deep_merge(layer, settings)
         catalog = self.run_catalog
         record = run_benchmark(resolve_spec([layer], catalog), cache=self.cache,
-                               catalog=catalog, progress=self.progress).records[0]
+                               catalog=catalog, progress=self.progress,
+                               kind="bench").records[0]
         return record
 
 
@@ -374,7 +379,11 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "preprocess": preprocessing,
     "memory": memory,
     "scaling": scaling,
+    "oip": loopback_efficiency,
+    "oip-ceiling": protocol_ceiling,
 }
+# what `mlperf-pilot bench` runs when no name is given
+DEFAULT_BENCHMARKS = tuple(n for n in BENCHMARKS if n not in ("scaling", "oip", "oip-ceiling"))
 PER_MODEL = {"offline", "single", "scaling"}
 
 

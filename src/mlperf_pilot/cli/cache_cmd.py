@@ -233,11 +233,12 @@ def doctor(state: State, as_json: bool) -> None:
 def bench(state: State, names: Sequence[str], models: Sequence[str], quick: bool,
           server_latency_ms: int | None, out: Path | None, as_json: bool) -> None:
     """Measure the harness against the raw backend (benchmarks: offline, single,
-    ceiling, server, preprocess, memory, scaling; default all but scaling)."""
+    ceiling, server, preprocess, memory, scaling; the network SUT: oip, oip-ceiling;
+    default all but scaling, oip and oip-ceiling)."""
     from mlperf_pilot.bench.report import render_markdown
-    from mlperf_pilot.bench.suite import BENCHMARKS, run_suite
+    from mlperf_pilot.bench.suite import DEFAULT_BENCHMARKS, run_suite
 
-    chosen = list(names) or [n for n in BENCHMARKS if n != "scaling"]
+    chosen = list(names) or list(DEFAULT_BENCHMARKS)
     results = run_suite(chosen, models=tuple(models) or None, quick=quick,
                         cache=state.cache(), server_latency_ms=server_latency_ms,
                         progress=_PlainProgress())

@@ -18,7 +18,18 @@ import click
 from rich.text import Text
 
 # importing the command modules registers their commands on the group
-from mlperf_pilot.cli import cache_cmd, run_cmd, submission_cmd  # noqa: F401
+from mlperf_pilot.cli import (  # noqa: F401
+    cache_cmd,
+    cache_fetch_cmd,
+    pipeline_cmd,
+    report_cmd,
+    results_cmd,
+    run_cmd,
+    serve_cmd,
+    serverless_cmd,
+    submission_cmd,
+    sweep_cmd,
+)
 from mlperf_pilot.cli.app import _INVOCATION, _print_error, cli, stderr
 from mlperf_pilot.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MlperfPilotError
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -175,6 +177,23 @@ def next_step(records: Sequence[RunRecord]) -> str | None:
         return "next: `mlperf-pilot submission generate` (then `submission check`)"
     return ("next: fix what makes the results above not submittable, rerun with "
             "`--execution-mode valid`, then `mlperf-pilot submission generate`")
+
+
+def recorded_lines(run_id: str | None, test_ids: Sequence[str],
+                   store: Path | None) -> list[str]:
+    """The footer naming the run, its tests in the results store and the command that
+    shows their report (``--store`` when the store is not the one found by default)."""
+    if not test_ids or store is None:
+        return []
+    from mlperf_pilot.results.store import store_path
+
+    where = ""
+    if Path(store).resolve() != store_path(None).resolve():
+        where = f" --store {shlex.quote(str(store))}"
+    return [f"Run {run_id}: {len(test_ids)} test(s) recorded in {store}: "
+            f"{', '.join(test_ids)}",
+            f"see the report: mlperf-pilot report --last {len(test_ids)}{where} "
+            f"(one test: mlperf-pilot results show{where} {test_ids[-1]})"]
 
 
 def results_table(records: Sequence[RunRecord]) -> Table:

@@ -63,17 +63,23 @@ def _click_settings(flag: Flag, command: Command) -> dict[str, Any]:
     return settings
 
 
-def _layer_options(func: _F) -> _F:
-    """--config, --set and --json: the options that are not one setting each."""
-    func = click.option("--json", "as_json", is_flag=True,
-                        help="Print the summary as JSON on stdout (a failure: "
-                        '{"ok": false, "error": {...}}).')(func)
+def spec_layer_options(func: _F) -> _F:
+    """--config and --set: the run settings' layers under the flags (every command that
+    builds a RunSpec from `run`'s options takes them: run, cache fetch, pipeline render)."""
     func = click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
                         help="Any run setting, e.g. --set sut.batch_timeout_us=500 "
                         "(repeatable; wins over --config).")(func)
     return click.option("--config", "config_file", type=click.Path(path_type=Path),
                         help="YAML/JSON file of run settings (under --set and the "
                         "flags; default none).")(func)
+
+
+def _layer_options(func: _F) -> _F:
+    """--config, --set and --json: the options that are not one setting each."""
+    func = click.option("--json", "as_json", is_flag=True,
+                        help="Print the summary as JSON on stdout (a failure: "
+                        '{"ok": false, "error": {...}}).')(func)
+    return spec_layer_options(func)
 
 
 @cli.command()
@@ -211,7 +217,12 @@ def _flag_layer(flags: dict[str, Any], state: State,
 
 def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None,
                    error: dict[str, Any] | None = None) -> None:
-    from mlperf_pilot.cli.render import next_step, results_table, submittable_line
+    from mlperf_pilot.cli.render import (
+        next_step,
+        recorded_lines,
+        results_table,
+        submittable_line,
+    )
 
     if as_json:
         payload = {
@@ -224,6 +235,9 @@ def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None,
             "records": [r.model_dump(mode="json") for r in summary.records],
             "compliance": [c.model_dump(mode="json") for c in summary.compliance],
             "targets_file": str(summary.targets_file) if summary.targets_file else None,
+            "run_id": summary.run_id,
+            "store": str(summary.store) if summary.store else None,
+            "test_ids": list(summary.test_ids),
         }
         if interrupted:
             payload["interrupted"] = interrupted  # the signal that stopped the run
@@ -257,3 +271,5 @@ def _print_summary(summary: Any, as_json: bool, interrupted: str | None = None,
     step = next_step(summary.records)
     if step:
         stdout.print(step)
+    for line in recorded_lines(summary.run_id, summary.test_ids, summary.store):
+        stdout.print(line, soft_wrap=True)  # ids and paths stay whole, to copy

@@ -64,7 +64,8 @@ RUN_FLAGS: tuple[Flag, ...] = (
          "Kind of system under test (default local: a backend in this process).",
          metavar="KIND",
          doc="the kind of system under test; `local` (default): a backend runs the model "
-         "file in this process"),
+         "file in this process; `oip`: an Open Inference Protocol v2 server at "
+         "`--endpoint`; `serverless`: functions through object storage at `--bucket`"),
     Flag("--backend", "sut.backend", "text",
          "Backend name (`mlperf-pilot list backends`; default: the model card's, "
          "onnxruntime for the demo).",
@@ -80,6 +81,71 @@ RUN_FLAGS: tuple[Flag, ...] = (
          "Use this model file (default: the registered, cached, built or downloaded one).",
          metavar="FILE",
          doc="use your own model file (else the cached, built or downloaded one)"),
+    Flag("--endpoint", "sut.endpoint", "text",
+         "URL of an Open Inference Protocol v2 server to benchmark (implies --sut oip).",
+         metavar="URL",
+         doc="the http(s) URL of an Open Inference Protocol v2 server (`mlperf-pilot "
+         "serve`, MLServer, KServe, Triton); implies `--sut oip`, refused with another "
+         "`--sut`"),
+    Flag("--remote-model", "sut.remote_model", "text",
+         "The server's name of the model (--sut oip; default: the catalog name).",
+         metavar="NAME", doc="`--sut oip`: the server's name of the model (default: the "
+         "catalog model's name)"),
+    Flag("--token-file", "sut.token_file", "path",
+         "File holding the server's bearer token (--sut oip; else MLPERF_PILOT_TOKEN).",
+         metavar="FILE",
+         doc="`--sut oip`: a file holding the server's bearer token (else the environment "
+         "variable `MLPERF_PILOT_TOKEN`); the token itself is never a flag, nor in any "
+         "record, job file or log"),
+    Flag("--concurrency", "sut.concurrency", "int",
+         "Requests in flight (--sut oip or serverless; default by scenario: 1, Offline 2, "
+         "Server 4).",
+         metavar="N",
+         doc="`--sut oip` or `serverless`: requests in flight, each a batch of up to "
+         "`--max-batch-size` (the SUT's worker threads; default: SingleStream/MultiStream "
+         "1, Offline 2, Server 4); with `--functions local` also the pool's instances"),
+    Flag("--request-timeout-ms", "sut.request_timeout_ms", "int",
+         "Per-request timeout (--sut oip, default 10000 ms; --sut serverless, default "
+         "30000 ms).", metavar="MS",
+         doc="`--sut oip`: how long connecting, sending or waiting for an answer may take "
+         "(default 10000); `--sut serverless`: from writing the request object to its "
+         "output's event (default 30000); a request past it fails its samples "
+         "(SutTimeoutError) and the run is INVALID"),
+    Flag("--bucket", "sut.bucket", "text",
+         "The S3 bucket the functions read and write (--sut serverless).", metavar="NAME",
+         doc="`--sut serverless`: the bucket of requests, outputs, the model and the "
+         "samples (created by `serverless deploy`; a bucket that does not exist is refused)"),
+    Flag("--storage-endpoint", "sut.storage_endpoint", "text",
+         "An S3-compatible endpoint URL, e.g. a local moto server (--sut serverless; "
+         "default: AWS).", metavar="URL",
+         doc="`--sut serverless`: an S3-compatible endpoint (and SQS at the same URL), e.g. "
+         "`http://127.0.0.1:5000` for moto; default AWS's"),
+    Flag("--functions", "sut.functions", "choice",
+         "Who answers (--sut serverless): aws (deployed Lambda functions, default) or "
+         "local (a pool of worker processes here).", choices=("aws", "local"),
+         doc="`--sut serverless`: `aws` (default: the deployed Lambda function, triggered by "
+         "the bucket) or `local` (a pool of `--concurrency` worker processes on this machine "
+         "running the same handler, fed by the same S3 events through SQS)"),
+    Flag("--memory-mb", "sut.memory_mb", "int",
+         "The function's memory size (--sut serverless; default 1769, one vCPU).",
+         metavar="MB",
+         doc="`--sut serverless`: the function's memory size, 128 to 10240 (default 1769: "
+         "one vCPU); local functions get it as a memory limit and a CPU share"),
+    Flag("--inline-samples-mb", "sut.inline_samples_mb", "float",
+         "Send a batch of at most this many MB inside its request object (--sut "
+         "serverless; default 8, 0: never).", metavar="MB",
+         doc="`--sut serverless`: a batch of preprocessed samples up to this size (default "
+         "8 MB) travels inside its request object, so the function reads no `datasets/` "
+         "object; bigger batches, or any with 0, are read from `datasets/` (uploaded once)"),
+    Flag("--protocol", "sut.protocol", "choice",
+         "Tensor encoding (--sut oip): auto (default: binary where the server lists the "
+         "binary tensor extension, else json), binary or json.",
+         choices=("auto", "binary", "json"),
+         doc="`--sut oip`: `auto` (default: `binary` when the server's `GET /v2` lists the "
+         "`binary_tensor_data` extension, else `json`), `binary` (the binary tensor data "
+         "extension both ways) or `json` (tensors as JSON lists)"),
+    Flag("--http2", "sut.http2", "flag", "Talk HTTP/2 to the server (--sut oip).",
+         doc="`--sut oip`: HTTP/2 (needs the `h2` package: `pip install 'httpx[http2]'`)"),
     Flag("--dataset", "dataset", "text", "Catalog dataset name (default: the model card's).",
          metavar="NAME", commands=RUN_ONLY,
          doc="a catalog dataset (`mlperf-pilot list datasets`); default the model card's"),
@@ -154,6 +220,11 @@ RUN_FLAGS: tuple[Flag, ...] = (
     Flag("--results-dir", "results_dir", "path", "Where results go (default ./results).",
          metavar="DIR",
          doc="where results go (default `./results`)"),
+    Flag("--store", "store", "path",
+         "The results store every test is recorded in (default: $MLPERF_PILOT_STORE, else "
+         "<results-dir>/results.sqlite).", metavar="FILE",
+         doc="the results store (SQLite) every test is recorded in; default "
+         "`$MLPERF_PILOT_STORE`, else `<results-dir>/results.sqlite`"),
     Flag("--system-name", "system_name", "text", "Name of this system in the results tree "
          "(default <backend>-<device>).",
          metavar="NAME",
@@ -163,6 +234,12 @@ RUN_FLAGS: tuple[Flag, ...] = (
          "not say the length); or pin one: --set sut.model_sha256=HEX.", commands=RUN_ONLY,
          doc="download a model file no checksum can verify (plain http, or a server that "
          "does not say the length); or pin one with `--set sut.model_sha256=HEX`"),
+    Flag("--trace", "trace", "flag",
+         "Keep LoadGen's trace of performance tests (every sample's times) for the "
+         "report's latency distribution.", commands=RUN_ONLY,
+         doc="keep LoadGen's trace (`mlperf_log_trace.json`: every sample's scheduled and "
+         "completion times) of performance tests, for `report`'s latency distribution and "
+         "QPS over time (about 0.6 KB per query)"),
 )
 
 

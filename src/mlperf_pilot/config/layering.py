@@ -155,10 +155,22 @@ def config_error_from(exc: ValidationError) -> ConfigError:
     more = f" (and {len(rest)} more: {'; '.join(rest)})" if rest else ""
     errors = exc.errors()
     loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
-    hint = _HINTS.get(loc) or (
+    owner = _sut_kind_of(loc) if errors and errors[0]["type"] == "extra_forbidden" else None
+    hint = (f"{loc} is a setting of --sut {owner}: leave it out, or use --sut {owner}"
+            if owner else None) or _HINTS.get(loc) or (
         f"fix {loc} (in --config, or --set {loc}=VALUE); see `mlperf-pilot run --help`"
         if loc else "see `mlperf-pilot run --help`")
     return ConfigError(f"invalid setting {first}{more}", hint=hint)
+
+
+def _sut_kind_of(loc: str) -> str | None:
+    """The SUT kind whose setting ``sut.NAME`` is (for one given to another kind)."""
+    prefix, _, name = loc.partition(".")
+    if prefix != "sut" or not name or "." in name:
+        return None
+    owner = known_sut_fields().get(name)
+    kind = owner.model_fields["kind"].default if owner is not None else None
+    return kind if isinstance(kind, str) else None
 
 
 # the fix for a value out of range, by setting (the flag that sets it, where there is one)
@@ -178,6 +190,14 @@ _HINTS = {
     "sut.max_batch_size": "give --max-batch-size a whole number, 1 or more",
     "sut.threads": "give --threads a whole number, 0 (by cores) or more",
     "sut.workers": "give --workers a whole number, 0 (by scenario) or more",
+    "sut.endpoint": "give --endpoint the http(s) URL of an Open Inference Protocol server; "
+                    "it implies --sut oip and is no setting of another --sut",
+    "sut.concurrency": "give --concurrency a whole number of requests in flight (with "
+                       "--sut oip or serverless), 0 (by scenario) or more",
+    "sut.request_timeout_ms": "give --request-timeout-ms a whole number of milliseconds, 1 "
+                              "or more (with --sut oip or serverless)",
+    "sut.memory_mb": "give --memory-mb a Lambda memory size in MB, 128 to 10240",
+    "sut.prefix": "give sut.prefix as folder names each ending in '/', e.g. team-a/",
 }
 
 

@@ -80,6 +80,9 @@ class RunSpec(_Frozen):
     test_duration_ms: int = Field(default=10_000, ge=MIN_DURATION_MS, le=MAX_DURATION_MS)
     loadgen: LoadGenOverrides = LoadGenOverrides()
     results_dir: Path = Path("results")
+    # the results store (results.store); None: $MLPERF_PILOT_STORE, else
+    # <results_dir>/results.sqlite
+    store: Path | None = None
     system_name: str | None = None  # None = the SUT's, e.g. "<backend>-<device>"
     cache_dir: Path | None = None
     preprocess_workers: int = Field(default=0, ge=0)  # 0 = number of usable cores
@@ -92,6 +95,9 @@ class RunSpec(_Frozen):
     compliance: bool = False
     # the tests to run (default: those the round requires for the benchmark)
     compliance_tests: tuple[str, ...] | None = None
+    # keep LoadGen's trace (mlperf_log_trace.json: each sample's scheduled and completion
+    # times) of performance tests, for the report's latency distribution and QPS over time
+    trace: bool = False
 
     @field_validator("scenarios", mode="before")
     @classmethod

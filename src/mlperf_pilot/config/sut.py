@@ -2,7 +2,10 @@
 
 Every kind shares the batcher's settings (:class:`SutConfig`); a kind adds what belongs
 to it. The built-in ``local`` kind (:class:`LocalSutConfig`) runs an in-process backend:
-backend, device, model format and file, workers and threads live here. Other kinds come
+backend, device, model format and file, workers and threads live here. The built-in
+``oip`` kind (:class:`OipSutConfig`) is a model server reached over the network (an
+``endpoint`` without a ``kind`` implies it); the ``serverless`` kind
+(:class:`ServerlessSutConfig`) functions reached through object storage. Other kinds come
 from the SUT registry (``mlperf_pilot.sut.registry``, entry-point group
 ``mlperf_pilot.suts``): the kind's plugin names its config class, so a kind added by
 another package validates exactly like a built-in one.
@@ -14,11 +17,12 @@ Old flat configs keep working: ``backend``, ``device``, ``model_format``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlperf_pilot.vocab import Device, Scenario
 
@@ -113,6 +117,178 @@ class LocalSutConfig(SutConfig):
         return self.spin_wait == "on"
 
 
+# the oip kind's requests in flight by scenario, when neither concurrency nor workers is
+# given: SingleStream and MultiStream have one query out at a time; Offline keeps one
+# request on the wire while the server computes another; Server's small batches arrive
+# at random, several at once
+OIP_CONCURRENCY = {Scenario.SINGLE_STREAM: 1, Scenario.MULTI_STREAM: 1, Scenario.OFFLINE: 2,
+                   Scenario.SERVER: 4}
+MAX_CONCURRENCY = 1024
+TOKEN_ENV = "MLPERF_PILOT_TOKEN"  # the bearer token, when no token file is given
+
+
+class OipSutConfig(SutConfig):
+    """A model server that speaks the Open Inference Protocol v2 (KServe v2 / Triton
+    HTTP/REST), reached at ``endpoint``; the model card still gives the preprocessing,
+    the tensor names and the decoding (``model_format``). No model file is loaded here.
+
+    ``concurrency`` is the number of requests in flight, and that is the batcher's
+    ``workers``: each worker thread sends one batch at a time and waits for its answer on
+    the shared connection pool. Give either (``workers`` is taken as the concurrency);
+    both, they must agree. The bearer token is never a setting: it is read from
+    ``token_file``, else from the environment variable ``MLPERF_PILOT_TOKEN``, when the
+    client is built, so it never lands in a job file, a record or the process list."""
+
+    kind: Literal["oip"] = "oip"
+    endpoint: str | None = None  # e.g. http://127.0.0.1:8000 (plan refuses None)
+    remote_model: str | None = None  # the server's model name; None = the card's name
+    token_file: Path | None = None
+    concurrency: int = Field(default=0, ge=0, le=MAX_CONCURRENCY)  # 0 = by scenario
+    request_timeout_ms: int = Field(default=10_000, ge=1, le=3_600_000)
+    # binary = the binary tensor extension; auto = binary where the server lists it
+    # (``GET /v2`` extensions), else json; prepare resolves auto before any test
+    protocol: Literal["auto", "binary", "json"] = "auto"
+    http2: bool = False
+    model_format: str | None = None  # a card format id; None = the card's default
+    # how long the parent waits for the server to be live and ready (retried)
+    ready_timeout_s: float = Field(default=10.0, ge=0, le=3600)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value)
+
+    @model_validator(mode="after")
+    def _one_concurrency(self) -> OipSutConfig:
+        if self.workers and self.concurrency and self.workers != self.concurrency:
+            raise ValueError(
+                f"workers ({self.workers}) and concurrency ({self.concurrency}) are the same "
+                "thing for the oip kind (requests in flight): give one")
+        return self
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.endpoint or "").hostname or "server"
+
+    def default_system_name(self) -> str:
+        return "oip-" + re.sub(r"[^A-Za-z0-9._-]+", "-", self.host).strip("-.")
+
+    def layout(self, scenario: Scenario, cores: int, *, parallel: bool) -> tuple[int, int]:
+        """(requests in flight, 0): ``concurrency`` (or ``workers``), else by scenario
+        (:data:`OIP_CONCURRENCY`). The model runs on the server, so this process starts
+        no intra-op threads (0): its worker threads mostly wait on the network, and
+        the thread limits for local backends do not apply to them."""
+        found = self.concurrency or self.workers
+        return found or OIP_CONCURRENCY.get(Scenario(scenario), 1), 0
+
+
+# AWS Lambda gives one vCPU per 1,769 MB of memory; its memory sizes run 128 to 10,240 MB
+LAMBDA_MB_PER_VCPU = 1769
+LAMBDA_MEMORY_MB = (128, 10_240)
+
+
+class ServerlessSutConfig(SutConfig):
+    """Functions reached through object storage: every query (or batch of an Offline
+    query) becomes a request object in the bucket's ``input/<run>/``, a function (AWS
+    Lambda, or ``functions: local``, a pool of worker processes on this machine fed by
+    the same S3 events) answers in ``output/<run>/``, and an SQS queue subscribed to
+    ``output/`` tells the host (``mlperf_pilot.serverless.messages`` has the layout).
+
+    ``concurrency`` is the requests in flight (the batcher's ``workers``, as for the oip
+    kind; given both, they must agree) and, for local functions, the pool's instances.
+    ``backend``/``model_format``/``model_path`` say what the function runs (the card's
+    default unless given); ``threads`` its engine's threads (0: by the memory size's CPU
+    share). No credentials here: boto3 finds them through its usual chain. The queue and
+    key fields below ``prefix`` are resolved by prepare and carried to the test
+    processes."""
+
+    kind: Literal["serverless"] = "serverless"
+    bucket: str | None = None  # plan refuses None
+    storage_endpoint: str | None = None  # an S3-compatible endpoint URL (moto); None = AWS
+    region: str | None = None  # None = boto3's chain, else us-east-1
+    functions: Literal["aws", "local"] = "aws"
+    concurrency: int = Field(default=0, ge=0, le=MAX_CONCURRENCY)  # 0 = by scenario
+    memory_mb: int = Field(default=LAMBDA_MB_PER_VCPU, ge=LAMBDA_MEMORY_MB[0],
+                           le=LAMBDA_MEMORY_MB[1])
+    request_timeout_ms: int = Field(default=30_000, ge=1, le=900_000)  # Lambda's max 15 min
+    prefix: str = Field(default="", pattern=r"^([A-Za-z0-9._-]+/)*$")  # e.g. "team-a/"
+    function_name: str | None = None  # functions=aws: the deployed function, for the record
+    backend: str | None = None  # what the function runs; None = the card's default
+    model_format: str | None = None
+    model_path: Path | None = None
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    threads: int = Field(default=0, ge=0)  # the function's engine threads; 0 = by memory
+    # a batch of at most this many MB travels inside its request object (the function
+    # skips the GETs of datasets/); larger batches, or 0, are read from datasets/
+    inline_samples_mb: float = Field(default=8.0, ge=0, le=1024)
+    # functions=local: the handler the instances run, and a folder (or a function.zip)
+    # to import it from before the packaged function's tree; default the tool's function
+    function_handler: str = Field(default="mlperf_pilot_fn.handler.handler",
+                                  pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    function_code: Path | None = None
+    # resolved by prepare (the test processes read them from the job)
+    model_key: str | None = None  # the model object (models/<sha256>/<file>)
+    dataset_key: str | None = None  # the preprocessed samples (datasets/<key>/)
+    output_queue: str | None = None  # the SQS queue URL subscribed to output/
+    input_queue: str | None = None  # functions=local: the queue subscribed to input/
+
+    @field_validator("storage_endpoint")
+    @classmethod
+    def _storage_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value)
+
+    @model_validator(mode="after")
+    def _one_concurrency(self) -> ServerlessSutConfig:
+        if self.workers and self.concurrency and self.workers != self.concurrency:
+            raise ValueError(
+                f"workers ({self.workers}) and concurrency ({self.concurrency}) are the same "
+                "thing for the serverless kind (requests in flight): give one")
+        return self
+
+    @property
+    def vcpus(self) -> float:
+        """The CPU share Lambda gives this memory size."""
+        return self.memory_mb / LAMBDA_MB_PER_VCPU
+
+    def function_threads(self) -> int:
+        """The function's engine threads: ``threads``, else its CPU share rounded up."""
+        import math
+
+        return self.threads or max(1, math.ceil(self.vcpus - 1e-9))
+
+    def default_system_name(self) -> str:
+        return f"serverless-{self.functions}-{self.memory_mb}mb"
+
+    def layout(self, scenario: Scenario, cores: int, *, parallel: bool) -> tuple[int, int]:
+        """(requests in flight, the function's threads): ``concurrency`` (or ``workers``),
+        else by scenario as for the oip kind (:data:`OIP_CONCURRENCY`)."""
+        found = self.concurrency or self.workers
+        return found or OIP_CONCURRENCY.get(Scenario(scenario), 1), self.function_threads()
+
+
+def check_endpoint(value: str) -> str:
+    """An http(s) URL with a host (a path prefix allowed), without the trailing '/'."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a bad port raises here
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. "
+                         "http://127.0.0.1:8000")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    if parts.username or parts.password:
+        raise ValueError("must not hold credentials (give --token-file)")
+    del port
+    return text.rstrip("/")
+
+
 def sut_config_class(kind: str) -> type[SutConfig]:
     """The config class of a SUT kind (built-in or from the SUT registry)."""
     if kind == DEFAULT_KIND:
@@ -143,7 +319,8 @@ def parse_sut(value: Any) -> Any:
     if isinstance(value, SutConfig):
         return value
     if isinstance(value, Mapping):
-        kind = value.get("kind", DEFAULT_KIND)
+        # an endpoint without a kind means a server: ``--endpoint URL`` implies --sut oip
+        kind = value.get("kind", "oip" if value.get("endpoint") is not None else DEFAULT_KIND)
         if not isinstance(kind, str):
             raise ValueError(f"sut.kind must be a name, not {kind!r}")
         return sut_config_class(kind).model_validate(dict(value))
@@ -163,5 +340,7 @@ def lift_legacy_keys(layer: Mapping[str, Any]) -> dict[str, Any]:
     return moved
 
 
-__all__ = ["DEFAULT_KIND", "LEGACY_SUT_KEYS", "LocalSutConfig", "SutConfig",
+__all__ = ["DEFAULT_KIND", "LAMBDA_MB_PER_VCPU", "LAMBDA_MEMORY_MB", "LEGACY_SUT_KEYS",
+           "MAX_CONCURRENCY", "OIP_CONCURRENCY", "TOKEN_ENV", "LocalSutConfig", "OipSutConfig",
+           "ServerlessSutConfig", "SutConfig", "check_endpoint",
            "known_sut_fields", "lift_legacy_keys", "parse_sut", "sut_config_class"]

@@ -101,6 +101,7 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
         described = sut.describe()
         record.backend, record.backend_version = described.name, described.version
         record.device_in_use = described.device_in_use
+        record.sut_kind, record.sut_details = described.kind, dict(described.details)
         settings = _test_settings(job)
         answered = sut
         monitor = _monitor(sut, log_dir, job.mode) if progress_lines else None
@@ -113,9 +114,13 @@ def run_test(job: TestJob, *, progress_lines: bool = True) -> RunRecord:
                     audit_config=job.audit_config,
                     monitor=monitor,
                     monitor_interval_s=job.progress_interval_s,
+                    trace=job.trace,
                 )
 
         _in_thread(test)
+        # again after the test: what the SUT saw during it (the serverless functions'
+        # timings); the same details for SUTs that keep none
+        record.sut_details = dict(sut.describe().details)
         truth = GroundTruth.of(dataset, use_inv_map=model.fmt.postprocess.accuracy_inv_map)
         _conclude(record, log_dir, job, sut, store, dataset, model.accuracy_metric, truth)
     except MlperfPilotError as exc:

@@ -7,8 +7,9 @@ about the run (``run_note``: what a reader of the results should know), what was
 prepared (``prepared``: where the model and data came from), each test's record as it
 is written (``record``; ``attempt`` for a run a rerun replaced) and each compliance
 result. :class:`SummaryCollector` turns the events into the :class:`RunSummary` the
-CLI prints; the CLI's progress display is another listener; a results store can be a
-third, without touching the engine. :class:`Observers` fans one stream out to many.
+CLI prints; the CLI's progress display is another listener; the results store is a
+third (:class:`~mlperf_pilot.engine.recording.StoreRecorder`), without touching the
+engine. :class:`Observers` fans one stream out to many.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class RunSummary:
     compliance: list[ComplianceRecord] = field(default_factory=list)
     targets_file: Path | None = None
     run_id: str | None = None
+    # the results store the tests were recorded in, and their ids (engine.recording)
+    store: Path | None = None
+    test_ids: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

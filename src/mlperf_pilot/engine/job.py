@@ -89,6 +89,8 @@ class TestJob(BaseModel):
     label: str | None = None
     # what the record is judged against for a submission (results.submittable)
     facts: SubmissionFacts | None = None
+    # keep LoadGen's trace of a performance test (RunSpec.trace)
+    trace: bool = False
 
     @field_validator("sut", mode="before")
     @classmethod

@@ -150,12 +150,15 @@ def _layout_note(plan: RunPlan, sut: PreparedSut, scenario_sut: dict[Scenario, S
     for scenario, config in scenario_sut.items():
         key = (config.workers, getattr(config, "threads", None))
         by_layout.setdefault(key, []).append(scenario.value)
+    local = "threads" in type(sut.config).model_fields  # else requests to a server
     shapes = "; ".join(
-        f"{w} worker(s)" + (f" x {t} intra-op thread(s)" if t is not None else "")
+        (f"{w} worker(s)" + (f" x {t} intra-op thread(s)" if t is not None else "")
+         if local else f"{w} request(s) in flight")
         + (f" ({', '.join(names)})" if len(by_layout) > 1 else "")
         for (w, t), names in by_layout.items())
     estimates = sut.estimates
-    return (f"backend {sut.name} {sut.version or ''} on {sut.device_in_use}: {shapes}, "
+    what = "backend" if local else "server"
+    return (f"{what} {sut.name} {sut.version or ''} on {sut.device_in_use}: {shapes}, "
             f"batches of up to {sut.max_batch_size}; warm-up: {estimates.latency_ms:.3g} ms "
             f"per sample, {estimates.offline_qps:.4g} samples/s at batch {sut.max_batch_size}")
 

@@ -1,7 +1,8 @@
 """Executing a planned run: under the lock of ``<results>/<system>/<model>/``, prepare
 once (engine.prepare), then one :class:`~mlperf_pilot.engine.session.ScenarioSession`
 per scenario in its staging folder (results.staging), renamed into place when finished.
-Everything the run does is reported to the observer; the summary is one listener."""
+Everything the run does is reported to the observer; the summary is one listener, the
+results store (engine.recording) another."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from mlperf_pilot.engine.events import (
 from mlperf_pilot.engine.launch import Launcher, SubprocessLauncher
 from mlperf_pilot.engine.plan import RunPlan, plan_run
 from mlperf_pilot.engine.prepare import PreparedRun, prepare_run
+from mlperf_pilot.engine.recording import StoreRecorder
 from mlperf_pilot.engine.scenario_files import UserConf
 from mlperf_pilot.engine.session import Collected, ScenarioSession
 from mlperf_pilot.interrupts import Interrupted
@@ -40,7 +42,7 @@ class Engine:
         self, plan: RunPlan, *, cache: AssetCache | None = None,
         observer: RunObserver | None = None, progress: Progress | None = None,
         launcher: Launcher | None = None, transport: httpx.BaseTransport | None = None,
-        command: str | None = None, run_id: str | None = None,
+        command: str | None = None, run_id: str | None = None, kind: str = "run",
     ) -> None:
         self.plan = plan
         self.cache = cache or AssetCache(cache_dir_for(plan.spec))
@@ -51,7 +53,10 @@ class Engine:
         self.run_id = run_id or new_run_id(self.started)
         results_dir = Path(plan.spec.results_dir).resolve()
         self.collector = SummaryCollector(results_dir, plan.system, self.run_id)
-        listeners: list[RunObserver] = [self.collector]
+        # every test recorded in the results store (``kind``: run, bench, ...) when it ends
+        recorder = StoreRecorder(self.collector.summary, store=plan.spec.store, kind=kind,
+                                 note=lambda message: self.observer.run_note(message))
+        listeners: list[RunObserver] = [self.collector, recorder]
         if progress is not None:
             listeners.append(ProgressObserver(progress))
         if observer is not None:
@@ -128,12 +133,14 @@ def run_benchmark(
     spec: RunSpec, *, cache: AssetCache | None = None, progress: Progress | None = None,
     catalog: Catalog | None = None, transport: httpx.BaseTransport | None = None,
     observer: RunObserver | None = None, launcher: Launcher | None = None,
+    kind: str = "run",
 ) -> RunSummary:
     """Plan and execute in one call (the Python API's entry point). The spec is layered
-    over its card's run_defaults exactly as the CLI's flags are."""
+    over its card's run_defaults exactly as the CLI's flags are. ``kind``: how the
+    results store files its tests (``run``; ``bench`` for the benchmark suite)."""
     plan = plan_run(spec, catalog)
     return Engine(plan, cache=cache, progress=progress, observer=observer, launcher=launcher,
-                  transport=transport).run()
+                  transport=transport, kind=kind).run()
 
 
 __all__ = ["Engine", "run_benchmark"]

@@ -88,7 +88,10 @@ class ScenarioSession:
             dataset=prepared.dataset_ref, scenario=self.scenario, mode=mode,
             scenario_root=self.paths.root,
             user_conf=self.paths.user_conf_for(mode).read_text(encoding="utf-8"),
-            facts=prepared.submission_facts(self.scenario), **update,
+            facts=prepared.submission_facts(self.scenario),
+            # the trace of the scenario's own performance tests (not of compliance tests)
+            trace=self.plan.spec.trace and mode is Mode.PERFORMANCE and "log_dir" not in update,
+            **update,
         )
 
     def launch(self, mode: Mode, **update: Any) -> RunRecord:

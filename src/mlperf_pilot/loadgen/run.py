@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 AUDIT_CONFIG = "audit.config"
 
 
-def quiet_log_settings(log_dir: Path) -> Any:
-    """LoadGen's LogSettings: logs into ``log_dir``, no summary on stdout, no trace."""
+def quiet_log_settings(log_dir: Path, *, trace: bool = False) -> Any:
+    """LoadGen's LogSettings: logs into ``log_dir``, no summary on stdout; the trace
+    (mlperf_log_trace.json: a ``Sample`` event per sample with its scheduled and
+    completion times) only with ``trace``."""
     import mlperf_loadgen as lg
 
     output = lg.LogOutputSettings()
@@ -30,7 +32,7 @@ def quiet_log_settings(log_dir: Path) -> Any:
     output.copy_summary_to_stdout = False
     log_settings = lg.LogSettings()
     log_settings.log_output = output
-    log_settings.enable_trace = False
+    log_settings.enable_trace = trace
     return log_settings
 
 
@@ -44,12 +46,13 @@ def run_loadgen(
     audit_config: Path | None = None,
     monitor: Callable[[], None] | None = None,
     monitor_interval_s: float = 0.25,
+    trace: bool = False,
 ) -> None:
     """Blocks until LoadGen finishes; ``monitor`` is called periodically meanwhile."""
     import mlperf_loadgen as lg
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_settings = quiet_log_settings(log_dir)
+    log_settings = quiet_log_settings(log_dir, trace=trace)
     audit = (audit_config or (log_dir / AUDIT_CONFIG)).resolve()
 
     stop = threading.Event()

@@ -88,6 +88,10 @@ class RunRecord(BaseModel):
     submittable: bool = False
     not_submittable: list[str] = Field(default_factory=list)
     model_verified: bool | None = None  # the model file checked against a pinned checksum
+    # what ran the samples (SutDescription): its kind and details: the batcher's settings;
+    # for a server (--sut oip) the endpoint, model name, platform, protocol (no token)
+    sut_kind: str | None = None
+    sut_details: dict[str, str | int | float] = Field(default_factory=dict)
 
     @field_validator("started", "finished")
     @classmethod

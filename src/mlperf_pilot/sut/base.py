@@ -238,6 +238,9 @@ class BatchingSut:
     runs one batch (``run_batch``), e.g. to send it over a network and answer later."""
 
     kind = "batching"
+    # whether run_batch gathers the samples into arrays (a worker then holds one gather
+    # buffer); a SUT that sends only the samples' names (serverless) sets False
+    gathers = True
 
     def __init__(
         self,
@@ -379,7 +382,8 @@ class BatchingSut:
 
     def _work(self) -> None:
         shape = (self.max_batch_size, *self.store.dataset.sample_shape)
-        buffer = np.empty(shape, dtype=self.store.dataset.dtype)
+        buffer = np.empty(shape, dtype=self.store.dataset.dtype) if self.gathers else \
+            np.empty((0,), dtype=self.store.dataset.dtype)
         run_batch = self.run_batch
         while True:
             work = self._take()

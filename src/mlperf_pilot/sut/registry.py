@@ -1,6 +1,8 @@
 """The SUT kinds: ``RunSpec.sut.kind`` -> its plugin (``mlperf_pilot.sut.kind.SutKind``).
 
-Built-in: ``local`` (an in-process backend). Other installed packages add kinds through
+Built-in: ``local`` (an in-process backend), ``oip`` (an Open Inference Protocol
+v2 server over the network) and ``serverless`` (functions reached through object
+storage: AWS Lambda + S3, or local functions). Other installed packages add kinds through
 the entry-point group ``mlperf_pilot.suts``; tests register theirs with
 ``SUT_KINDS.register``.
 """
@@ -16,7 +18,9 @@ if TYPE_CHECKING:
     from mlperf_pilot.sut.kind import SutKind
 
 SUT_KINDS: Registry[type[SutKind]] = Registry(
-    "SUT kind", {"local": "mlperf_pilot.sut.local_kind:LocalKind"},
+    "SUT kind", {"local": "mlperf_pilot.sut.local_kind:LocalKind",
+                 "oip": "mlperf_pilot.sut.oip_kind:OipKind",
+                 "serverless": "mlperf_pilot.sut.serverless_kind:ServerlessKind"},
     group="mlperf_pilot.suts",
 )
 
