@@ -3,7 +3,13 @@ and the best point per scenario (the numbers of a real sweep: test_sweep_report.
 
 from __future__ import annotations
 
-from mlperf_pilot.report.sweep import Measure, best_per_scenario, higher_is_better, pareto_front
+from mlperf_pilot.report.sweep import (
+    Measure,
+    _near_earlier,
+    best_per_scenario,
+    higher_is_better,
+    pareto_front,
+)
 
 
 def test_pareto_front_keeps_only_the_undominated_points() -> None:
@@ -48,3 +54,11 @@ def test_best_per_scenario_by_direction_and_validity() -> None:
     ]
     best = {m.scenario: m.point for m in best_per_scenario(found)}
     assert best == {"Offline": "p002", "SingleStream": "p001", "Server": "p001"}
+
+
+def test_labels_of_coinciding_points_are_stacked() -> None:
+    # the demo sweep's Offline points: p000 and p002 lie on top of each other
+    pairs = [(87.8, 8308.0), (140.1, 5526.0), (86.8, 8298.0), (157.4, 9199.0)]
+    assert [_near_earlier(pairs, i) for i in range(4)] == [0, 0, 1, 0]
+    # three points in one spot stack three deep; distant ones never move
+    assert [_near_earlier([(1.0, 1.0)] * 3 + [(9.0, 9.0)], i) for i in range(4)] == [0, 1, 2, 0]

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import click
-
 from mlperf_pilot.cli.app import State, _PlainProgress, common_options, pass_state, stdout
 from mlperf_pilot.cli.cache_cmd import cache
 from mlperf_pilot.cli.run_cmd import _table_options, spec_layer_options

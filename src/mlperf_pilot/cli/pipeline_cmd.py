@@ -16,9 +16,9 @@ from mlperf_pilot.cli.run_cmd import _flag_layer, _table_options, spec_layer_opt
 from mlperf_pilot.errors import EXIT_FAILED
 from mlperf_pilot.pipelines.options import (
     DEFAULT_CPU,
+    DEFAULT_FS_GROUP,
     DEFAULT_MEMORY,
     DEFAULT_SERVICE_ACCOUNT,
-    DEFAULT_FS_GROUP,
     DEFAULT_SIZE,
 )
 from mlperf_pilot.pipelines.schema import DEFAULT_KUBERNETES_VERSION

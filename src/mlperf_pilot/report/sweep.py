@@ -96,6 +96,13 @@ def best_per_scenario(found: Sequence[Measure]) -> list[Measure]:
     return best
 
 
+def _near_earlier(pairs: list[tuple[float, float]], index: int) -> int:
+    """How many points before ``index`` lie within 3 % of both axes' spans of it."""
+    spans = [max(p[k] for p in pairs) - min(p[k] for p in pairs) or 1.0 for k in (0, 1)]
+    return sum(1 for other in pairs[:index]
+               if all(abs(other[k] - pairs[index][k]) <= 0.03 * spans[k] for k in (0, 1)))
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """The indices of the ``(throughput, latency)`` points that no other point dominates
     (at least as much throughput at no more latency, and better in one of the two),
@@ -178,8 +185,10 @@ def pareto_pictures(found: Sequence[Measure]) -> list[Picture]:
         axes.plot([pairs[i][1] for i in front], [pairs[i][0] for i in front], color=_FRONT,
                   marker="o", drawstyle="steps-post", zorder=3, label="Pareto front")
         for i, m in enumerate(of):
+            # points that (nearly) coincide get their labels stacked, not overprinted
+            stacked = _near_earlier(pairs, i)
             axes.annotate(f"{m.point}\n{m.label}", (pairs[i][1], pairs[i][0]), fontsize=6,
-                          textcoords="offset points", xytext=(4, 4),
+                          textcoords="offset points", xytext=(4, 4 - 16 * stacked),
                           color=_FRONT if i in front else "#455a64")
         title = f"{scenario}: throughput vs p99 latency over the sweep's points"
         axes.set_xlabel("p99 latency (ms, LoadGen)")
