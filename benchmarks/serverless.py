@@ -10,7 +10,9 @@ storage  with the null engine in the function: SingleStream p50 end to end (Load
          the raw round trip of one PUT -> S3 event (SQS) -> GET on the same moto server,
          the raw loop measured before and after the run (the faster one is the reference,
          so the ratio errs high); also ÷ the raw two-hop chain the design needs (request
-         PUT -> event -> GET by a "function" thread, output PUT -> event -> GET)
+         PUT -> event -> GET by a "function" thread, output PUT -> event -> GET), and
+         ÷ that chain with the request carrying one demo-sized sample (602 KB), as the
+         SUT's requests do: the design's own floor with its bytes
 scaling  the demo model, Offline, --concurrency 2 ÷ 1 (runs interleaved 1, 2, 1, 2; the
          better of each), with the CPU seconds per sample of moto, the host (the bench
          process and its LoadGen test process) and the function instances, read from /proc
@@ -149,6 +151,10 @@ def run_spec(layer: dict[str, Any], cache: AssetCache) -> Any:
     return run_benchmark(resolve_spec([layer]), cache=cache).records[0]
 
 
+# a SingleStream request of the demo's input: 3x224x224 float32 and its JSON line
+SAMPLE_REQUEST_BYTES = 602_112 + 1_024
+
+
 def serverless_layer(url: str, work: Path, name: str, **sut: Any) -> dict[str, Any]:
     return {"model": DEMO, "results_dir": str(work / name), "modes": ["performance"],
             "sut": {"kind": "serverless", "bucket": BUCKET, "storage_endpoint": url,
@@ -191,9 +197,11 @@ def raw_round_trips(url: str, count: int, defer: bool = False) -> dict[str, floa
     return {**_percentiles(times), "moto_cpu_ms": moto_ms}
 
 
-def raw_chain(url: str, count: int) -> dict[str, float]:
+def raw_chain(url: str, count: int, request_bytes: int = 0) -> dict[str, float]:
     """The design's two hops without the tool: PUT input/local-raw-*/N.json -> event ->
-    a "function" thread GETs it and PUTs output/... -> event -> GET, one at a time."""
+    a "function" thread GETs it and PUTs a 200-byte answer to output/... -> event -> GET,
+    one at a time. ``request_bytes``: the request padded to that size (a sample carried
+    inside it, as the SUT's are); 0: 200 bytes."""
     from mlperf_pilot.serverless.aws import Aws, AwsTarget
     from mlperf_pilot.serverless.bucket import Bucket
 
@@ -209,18 +217,20 @@ def raw_chain(url: str, count: int) -> dict[str, float]:
                 if event.key.startswith(f"input/{run}/"):
                     data = bucket.get(event.key)
                     assert data is not None
-                    bucket.put(event.key.replace("input/", "output/", 1), data)
+                    bucket.put(event.key.replace("input/", "output/", 1), body)
 
+    body = json.dumps({"raw": True, "pad": "x" * 200}).encode()
+    request = body + b"\n" + bytes(max(0, request_bytes - len(body) - 1)) if request_bytes \
+        else body
     worker = threading.Thread(target=function, daemon=True)
     worker.start()
-    body = json.dumps({"raw": True, "pad": "x" * 200}).encode()
     times = []
     try:
         for i in range(count):
             key = f"input/{run}/r{i:07d}.json"
             answer = key.replace("input/", "output/", 1)
             began = time.perf_counter()
-            bucket.put(key, body)
+            bucket.put(key, request)
             while not any(e.key == answer for e in outputs.receive(wait_s=1)):
                 pass
             assert bucket.get(answer) is not None
@@ -246,6 +256,9 @@ def storage(url: str, work: Path, cache: AssetCache, quick: bool) -> dict[str, A
     count = 50 if quick else 300
     before, chain_before = raw_round_trips(url, count), raw_chain(url, count)
     deferred_before = raw_round_trips(url, count, defer=True)
+    # the same chain with the request carrying one demo-sized sample (602,112 bytes + its
+    # JSON line), as the SUT's SingleStream requests do: the design's floor with its bytes
+    sample_chain_before = raw_chain(url, count, request_bytes=SAMPLE_REQUEST_BYTES)
     # the null engine answers one zero per sample: a class-index card (resnet50-synthetic,
     # whose file the null engine never reads) on the bench's synthetic photos
     from mlperf_pilot.bench.workload import bench_images
@@ -257,6 +270,8 @@ def storage(url: str, work: Path, cache: AssetCache, quick: bool) -> dict[str, A
                            "loadgen": {"min_duration_ms": 3000 if quick else 20000}}, cache)
     after, chain_after = raw_round_trips(url, count), raw_chain(url, count)
     deferred_after = raw_round_trips(url, count, defer=True)
+    sample_chain_after = raw_chain(url, count, request_bytes=SAMPLE_REQUEST_BYTES)
+    sample_chain = min(sample_chain_before["p50_ms"], sample_chain_after["p50_ms"])
     queries = record.loadgen.generated_query_count or 0
     raw = min(before["p50_ms"], after["p50_ms"])
     chain = min(chain_before["p50_ms"], chain_after["p50_ms"])
@@ -264,7 +279,11 @@ def storage(url: str, work: Path, cache: AssetCache, quick: bool) -> dict[str, A
     details = record.sut_details
     deferred = min(deferred_before["p50_ms"], deferred_after["p50_ms"])
     return {"raw_before": before, "raw_after": after, "chain_before": chain_before,
-            "chain_after": chain_after, "raw_deferred_before": deferred_before,
+            "chain_after": chain_after, "sample_chain_before": sample_chain_before,
+            "sample_chain_after": sample_chain_after,
+            "sample_chain_ratio_to_round_trip": sample_chain / raw,
+            "ratio_to_sample_chain": pilot / sample_chain,
+            "raw_deferred_before": deferred_before,
             "raw_deferred_after": deferred_after, "pilot_p50_ms": pilot,
             "pilot_p90_ms": record.loadgen.latency_percentiles_ns["90.00"] / 1e6,
             "pilot_status": str(record.status), "pilot_reasons": record.reasons,

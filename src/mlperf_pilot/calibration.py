@@ -178,9 +178,12 @@ def not_rerunnable(samples_failed: int, errors: dict[str, int], reasons: list[st
 
 
 def adjust(scenario: Scenario, loadgen: LoadGenResult | Mapping[str, Any] | None,
-           used: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+           used: dict[str, Any], *, offline_raise: float = OFFLINE_RERUN_RAISE,
+           ) -> tuple[dict[str, Any], str] | None:
     """After an INVALID valid run: (new target, the failed constraint and the rule), or
-    None when changing the target cannot help (or LoadGen gave no verdict)."""
+    None when changing the target cannot help (or LoadGen gave no verdict).
+    ``offline_raise``: how far above the measured rate an Offline rerun asks (test mode's
+    short runs pass their own, larger padding: a warming model speeds up run to run)."""
     result = _parsed(loadgen)
     if result is None or result.valid is not False:
         return None
@@ -194,10 +197,10 @@ def adjust(scenario: Scenario, loadgen: LoadGenResult | Mapping[str, Any] | None
             wanted = float(result.effective_settings.get("min_duration_ms") or 0)
             lasted = float(result.duration_ms or 0)
             scaled = (used.get("target_qps") or 0) * (wanted / lasted if lasted else 1.0)
-            qps = max(measured, scaled) * OFFLINE_RERUN_RAISE
+            qps = max(measured, scaled) * offline_raise
             return ({"target_qps": round(qps, 3)},
                     "Offline finished before the minimum duration: asking for more samples "
-                    f"(target_qps {qps:.4g}, {OFFLINE_RERUN_RAISE}x the measured rate)")
+                    f"(target_qps {qps:.4g}, {offline_raise:g}x the measured rate)")
     if scenario is Scenario.SERVER and (latency_failed or duration_failed):
         current = used.get("target_qps") or result.completed_samples_per_sec
         if current:

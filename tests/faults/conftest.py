@@ -23,7 +23,7 @@ import faultkit
 import pytest
 from faultkit import CliResult
 
-from mlperf_pilot.cli.main import main
+from cli_runner import cli_runner
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("mlperf-pilot")
 
@@ -34,14 +34,7 @@ def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.
     """Run ``mlperf-pilot ARGS`` in-process, in tmp_path (so ./results and the targets
     file land there)."""
     monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> CliResult:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return CliResult(code, out, err)
-
-    return run
+    return cli_runner(capsys)
 
 
 @dataclass

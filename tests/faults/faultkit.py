@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+# the exit code and what ``mlperf-pilot`` printed: the same record as the ``cli`` fixture's
+from cli_runner import Result as CliResult
 
 # how many cases ended in a checked clean error (cause + fix, right exit code); the
 # suite's summary line reports it
 CLEAN_ERRORS: list[str] = []
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
 
 
 def assert_clean_error(result: CliResult, code: int = 2, *, cause: str | None = None,

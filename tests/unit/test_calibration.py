@@ -91,3 +91,13 @@ def test_bisection_where_nothing_passes_has_no_best() -> None:
 def test_bisection_refuses_inverted_bounds() -> None:
     with pytest.raises(ValueError, match="low <= high"):
         bisect_target(lambda qps: True, 5.0, 1.0, 2)
+
+
+def test_a_test_mode_offline_rerun_asks_with_the_test_padding() -> None:
+    # a short run of a warming model: 80 samples in 285 ms, each run faster than the last
+    loadgen = LoadGenResult(scenario=Scenario.OFFLINE, mode="PerformanceOnly", valid=False,
+                            min_duration_met=False, samples_per_second=280.0, duration_ms=285,
+                            effective_settings={"min_duration_ms": 300})
+    values, reason = adjust(Scenario.OFFLINE, loadgen, {}, offline_raise=1.5) or ({}, "")
+    assert values == {"target_qps": 420.0}  # 280 x 1.5, not 280 x 1.25 = 350
+    assert "1.5x the measured rate" in reason

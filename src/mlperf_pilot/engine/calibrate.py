@@ -8,12 +8,14 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from mlperf_pilot.calibration import (
+    OFFLINE_RERUN_RAISE,
     SERVER_MARGIN,
     adjust,
     bisect_target,
     not_rerunnable,
     target_from_find,
 )
+from mlperf_pilot.loadgen.settings import OFFLINE_TEST_PADDING
 from mlperf_pilot.results.records import RunRecord
 from mlperf_pilot.vocab import ExecutionMode, Mode, RunStatus, Scenario
 
@@ -84,7 +86,9 @@ def rerun_if_invalid(session: ScenarioSession, record: RunRecord, used: dict[str
             session.note("Server: not rerun at a lower QPS: its latency bound is out of reach "
                          "on this machine at any load (see the note before the first test)")
             break
-        change = adjust(scenario, record.loadgen, used)
+        change = adjust(scenario, record.loadgen, used, offline_raise=(
+            OFFLINE_TEST_PADDING if spec.execution_mode is ExecutionMode.TEST
+            else OFFLINE_RERUN_RAISE))
         if change is None:
             break
         values, reason = change
