@@ -16,6 +16,7 @@ import click
 from mlperf_pilot.cli.app import cli, common_options
 from mlperf_pilot.cli.export_to import export_to_tracker, exporter_options, tracker_options
 from mlperf_pilot.cli.filters import TestFilter, filter_options
+from mlperf_pilot.results.store import KINDS
 
 
 @cli.group("results")
@@ -245,8 +246,7 @@ def results_import(folder: Path, dry_run: bool, as_json: bool, store: Path | Non
 @click.option("--status", type=click.Choice(["VALID", "INVALID", "FAILED"],
                                             case_sensitive=False),
               help="Only tests of this status.")
-@click.option("--kind", help="Only tests of this kind (run, attempt, compliance, bench, "
-              "import, ...).")
+@click.option("--kind", help=f"Only tests of this kind ({', '.join(KINDS)}).")
 @click.option("--model", help="Only tests of this model.")
 @click.option("--id", "ids", multiple=True, metavar="TEST_ID",
               help="Only these tests (repeatable; a unique prefix will do).")

@@ -17,6 +17,7 @@ Old flat configs keep working: ``backend``, ``device``, ``model_format``,
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -127,7 +128,27 @@ MAX_CONCURRENCY = 1024
 TOKEN_ENV = "MLPERF_PILOT_TOKEN"  # the bearer token, when no token file is given
 
 
-class OipSutConfig(SutConfig):
+class RequestsSutConfig(SutConfig):
+    """A kind whose workers are requests in flight to something that runs the model
+    elsewhere (a server, functions): ``concurrency`` is the batcher's ``workers``; give
+    either, or both agreeing; neither: by scenario (:data:`OIP_CONCURRENCY`)."""
+
+    concurrency: int = Field(default=0, ge=0, le=MAX_CONCURRENCY)  # 0 = by scenario
+
+    @model_validator(mode="after")
+    def _one_concurrency(self) -> RequestsSutConfig:
+        if self.workers and self.concurrency and self.workers != self.concurrency:
+            raise ValueError(
+                f"workers ({self.workers}) and concurrency ({self.concurrency}) are the same "
+                f"thing for the {self.kind} kind (requests in flight): give one")
+        return self
+
+    def in_flight(self, scenario: Scenario) -> int:
+        """The requests in flight for ``scenario``."""
+        return self.concurrency or self.workers or OIP_CONCURRENCY.get(Scenario(scenario), 1)
+
+
+class OipSutConfig(RequestsSutConfig):
     """A model server that speaks the Open Inference Protocol v2 (KServe v2 / Triton
     HTTP/REST), reached at ``endpoint``; the model card still gives the preprocessing,
     the tensor names and the decoding (``model_format``). No model file is loaded here.
@@ -143,7 +164,6 @@ class OipSutConfig(SutConfig):
     endpoint: str | None = None  # e.g. http://127.0.0.1:8000 (plan refuses None)
     remote_model: str | None = None  # the server's model name; None = the card's name
     token_file: Path | None = None
-    concurrency: int = Field(default=0, ge=0, le=MAX_CONCURRENCY)  # 0 = by scenario
     request_timeout_ms: int = Field(default=10_000, ge=1, le=3_600_000)
     # binary = the binary tensor extension; auto = binary where the server lists it
     # (``GET /v2`` extensions), else json; prepare resolves auto before any test
@@ -157,14 +177,6 @@ class OipSutConfig(SutConfig):
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
         return None if value is None else check_endpoint(value)
-
-    @model_validator(mode="after")
-    def _one_concurrency(self) -> OipSutConfig:
-        if self.workers and self.concurrency and self.workers != self.concurrency:
-            raise ValueError(
-                f"workers ({self.workers}) and concurrency ({self.concurrency}) are the same "
-                "thing for the oip kind (requests in flight): give one")
-        return self
 
     @property
     def host(self) -> str:
@@ -180,8 +192,7 @@ class OipSutConfig(SutConfig):
         (:data:`OIP_CONCURRENCY`). The model runs on the server, so this process starts
         no intra-op threads (0): its worker threads mostly wait on the network, and
         the thread limits for local backends do not apply to them."""
-        found = self.concurrency or self.workers
-        return found or OIP_CONCURRENCY.get(Scenario(scenario), 1), 0
+        return self.in_flight(scenario), 0
 
 
 # AWS Lambda gives one vCPU per 1,769 MB of memory; its memory sizes run 128 to 10,240 MB
@@ -189,7 +200,7 @@ LAMBDA_MB_PER_VCPU = 1769
 LAMBDA_MEMORY_MB = (128, 10_240)
 
 
-class ServerlessSutConfig(SutConfig):
+class ServerlessSutConfig(RequestsSutConfig):
     """Functions reached through object storage: every query (or batch of an Offline
     query) becomes a request object in the bucket's ``input/<run>/``, a function (AWS
     Lambda, or ``functions: local``, a pool of worker processes on this machine fed by
@@ -209,7 +220,6 @@ class ServerlessSutConfig(SutConfig):
     storage_endpoint: str | None = None  # an S3-compatible endpoint URL (moto); None = AWS
     region: str | None = None  # None = boto3's chain, else us-east-1
     functions: Literal["aws", "local"] = "aws"
-    concurrency: int = Field(default=0, ge=0, le=MAX_CONCURRENCY)  # 0 = by scenario
     memory_mb: int = Field(default=LAMBDA_MB_PER_VCPU, ge=LAMBDA_MEMORY_MB[0],
                            le=LAMBDA_MEMORY_MB[1])
     request_timeout_ms: int = Field(default=30_000, ge=1, le=900_000)  # Lambda's max 15 min
@@ -239,14 +249,6 @@ class ServerlessSutConfig(SutConfig):
     def _storage_endpoint(cls, value: str | None) -> str | None:
         return None if value is None else check_endpoint(value)
 
-    @model_validator(mode="after")
-    def _one_concurrency(self) -> ServerlessSutConfig:
-        if self.workers and self.concurrency and self.workers != self.concurrency:
-            raise ValueError(
-                f"workers ({self.workers}) and concurrency ({self.concurrency}) are the same "
-                "thing for the serverless kind (requests in flight): give one")
-        return self
-
     @property
     def vcpus(self) -> float:
         """The CPU share Lambda gives this memory size."""
@@ -264,8 +266,7 @@ class ServerlessSutConfig(SutConfig):
     def layout(self, scenario: Scenario, cores: int, *, parallel: bool) -> tuple[int, int]:
         """(requests in flight, the function's threads): ``concurrency`` (or ``workers``),
         else by scenario as for the oip kind (:data:`OIP_CONCURRENCY`)."""
-        found = self.concurrency or self.workers
-        return found or OIP_CONCURRENCY.get(Scenario(scenario), 1), self.function_threads()
+        return self.in_flight(scenario), self.function_threads()
 
 
 def check_endpoint(value: str) -> str:
@@ -287,6 +288,28 @@ def check_endpoint(value: str) -> str:
         raise ValueError("must not hold credentials (give --token-file)")
     del port
     return text.rstrip("/")
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """The bearer token, for the oip client and ``mlperf-pilot serve`` alike:
+    ``token_file``'s text, else ``MLPERF_PILOT_TOKEN`` (both stripped), else None (no
+    token). ConfigError for a file that cannot be read or is empty."""
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV, "").strip() or None
+    from mlperf_pilot.errors import ConfigError
+
+    path = Path(token_file).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"token file {token_file} cannot be read ({why})",
+                          hint="give --token-file a readable file holding the token") from None
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"token file {token_file} is empty",
+                          hint="write the server's bearer token into it, on one line")
+    return token
 
 
 def sut_config_class(kind: str) -> type[SutConfig]:
@@ -340,7 +363,23 @@ def lift_legacy_keys(layer: Mapping[str, Any]) -> dict[str, Any]:
     return moved
 
 
-__all__ = ["DEFAULT_KIND", "LAMBDA_MB_PER_VCPU", "LAMBDA_MEMORY_MB", "LEGACY_SUT_KEYS",
-           "MAX_CONCURRENCY", "OIP_CONCURRENCY", "TOKEN_ENV", "LocalSutConfig", "OipSutConfig",
-           "ServerlessSutConfig", "SutConfig", "check_endpoint",
-           "known_sut_fields", "lift_legacy_keys", "parse_sut", "sut_config_class"]
+__all__ = [
+    "DEFAULT_KIND",
+    "LAMBDA_MB_PER_VCPU",
+    "LAMBDA_MEMORY_MB",
+    "LEGACY_SUT_KEYS",
+    "MAX_CONCURRENCY",
+    "OIP_CONCURRENCY",
+    "TOKEN_ENV",
+    "LocalSutConfig",
+    "OipSutConfig",
+    "RequestsSutConfig",
+    "ServerlessSutConfig",
+    "SutConfig",
+    "check_endpoint",
+    "known_sut_fields",
+    "lift_legacy_keys",
+    "parse_sut",
+    "read_token",
+    "sut_config_class",
+]

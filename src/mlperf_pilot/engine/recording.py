@@ -18,6 +18,7 @@ are on disk already; the failure becomes a run note naming them and how to adopt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,13 +127,10 @@ class StoreRecorder(RunObserver):
             test_id = self._store.free_id(record, label)
             kept = keep_run_folder(self.results_dir, test_id, record, extra=extra,
                                    own_logs=own_logs)
-            if verdict is not None:
-                import json
-
-                (Path(kept.log_dir) / "compliance.json").write_text(
-                    json.dumps(verdict, indent=2) + "\n", encoding="utf-8")
             provenance: dict[str, Any] = {"host": this_host()}
             if verdict is not None:
+                (Path(kept.log_dir) / "compliance.json").write_text(
+                    json.dumps(verdict, indent=2) + "\n", encoding="utf-8")
                 provenance["compliance"] = verdict
             self._store.add(kept, kind=kind, test_id=test_id, provenance=provenance)
         except (StoreError, OSError) as exc:

@@ -28,19 +28,16 @@ only in the client's headers: never in a message, a repr or a log line.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import urllib.parse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlperf_pilot.config.sut import TOKEN_ENV
+from mlperf_pilot.config.sut import TOKEN_ENV, read_token
 from mlperf_pilot.errors import (
-    ConfigError,
     MissingDependencyError,
     SutConnectionError,
     SutError,
@@ -61,25 +58,6 @@ if TYPE_CHECKING:
 _MAX_ERROR_CHARS = 300
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _PROBE_PAUSES_S = (0.05, 0.1, 0.2, 0.3, 0.5)  # the readiness probe's waits, then 0.5 s
-
-
-def read_token(token_file: Path | None) -> str | None:
-    """The bearer token: ``token_file``'s text (stripped), else ``MLPERF_PILOT_TOKEN``,
-    else None (no token). ConfigError for a file that cannot be read or is empty."""
-    if token_file is None:
-        return os.environ.get(TOKEN_ENV) or None
-    path = Path(token_file).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(f"token file {token_file} cannot be read ({why})",
-                          hint="give --token-file a readable file holding the token") from None
-    token = text.strip()  # as `mlperf-pilot serve` reads its token file
-    if not token:
-        raise ConfigError(f"token file {token_file} is empty",
-                          hint="write the server's bearer token into it, on one line")
-    return token
 
 
 def _one_line(text: str) -> str:

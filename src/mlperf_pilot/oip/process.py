@@ -44,15 +44,10 @@ class ServeProcess:
     url: str  # http://127.0.0.1:PORT
     model: str  # the served model name
     log: Path
-    args: tuple[str, ...] = ()
 
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
 
     def model_url(self, route: str = "") -> str:
         """``/v2/models/<model><route>`` on this server (route e.g. "/infer")."""
@@ -60,9 +55,6 @@ class ServeProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def running(self) -> bool:
-        return self.process.poll() is None
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the server process so far (all its threads)."""
@@ -89,9 +81,9 @@ def start_serve(command: Sequence[str], *, log: Path, env: Mapping[str, str],
         text = log.read_text(encoding="utf-8", errors="replace")
         found = READY.search(text)
         if found:
-            return ServeProcess(process, found.group(2), found.group(1), log, tuple(args))
+            return ServeProcess(process, found.group(2), found.group(1), log)
         if process.poll() is not None or time.monotonic() > deadline:
-            server = ServeProcess(process, "", "", log, tuple(args))
+            server = ServeProcess(process, "", "", log)
             server.stop(timeout_s=5)
             tail = "\n".join(text.strip().splitlines()[-20:]) or "(no output)"
             raise SutError(f"mlperf-pilot serve {' '.join(args)} was not ready "

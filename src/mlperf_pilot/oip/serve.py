@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlperf_pilot.config.sut import read_token
 from mlperf_pilot.errors import ConfigError, MissingDependencyError
-from mlperf_pilot.oip.serve_config import ServeConfig, read_token
+from mlperf_pilot.oip.serve_config import ServeConfig
 from mlperf_pilot.progress import NULL_PROGRESS
 
 
@@ -121,7 +122,7 @@ def serve(config: ServeConfig, *, cache: Any, progress: Any = NULL_PROGRESS,
     from mlperf_pilot.oip.metrics import ServerMetrics
     from mlperf_pilot.oip.server import ServerState, create_app
 
-    token = read_token(config)
+    token = read_token(config.token_file)
     if config.keep_freed_memory:
         from mlperf_pilot.oip.allocator import keep_freed_memory
 

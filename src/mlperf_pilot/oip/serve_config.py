@@ -9,17 +9,14 @@ environment variable ``MLPERF_PILOT_TOKEN``), so it never lands in argv, logs or
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mlperf_pilot.config.sut import MAX_BATCH_TIMEOUT_US
-from mlperf_pilot.errors import ConfigError
+from mlperf_pilot.config.sut import MAX_BATCH_TIMEOUT_US, TOKEN_ENV
 from mlperf_pilot.vocab import Device
 
-TOKEN_ENV = "MLPERF_PILOT_TOKEN"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # 64 MiB: a batch of 64 224x224 FP32 images fits
 DEFAULT_PORT = 8000
 
@@ -72,24 +69,4 @@ class ServeConfig(BaseModel):
             return False
 
 
-def read_token(config: ServeConfig, environ: dict[str, str] | None = None) -> str | None:
-    """The bearer token: the token file's content (stripped), else ``$MLPERF_PILOT_TOKEN``,
-    else None (no authentication)."""
-    environ = dict(os.environ) if environ is None else environ
-    if config.token_file is not None:
-        path = config.token_file.expanduser()
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the token file {path}: {exc.strerror or exc}",
-                              hint="check --token-file (a file holding the bearer token)"
-                              ) from exc
-        if not token:
-            raise ConfigError(f"the token file {path} is empty",
-                              hint="write the bearer token into it, or leave out --token-file")
-        return token
-    token = environ.get(TOKEN_ENV, "").strip()
-    return token or None
-
-
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "TOKEN_ENV", "ServeConfig", "read_token"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "TOKEN_ENV", "ServeConfig"]

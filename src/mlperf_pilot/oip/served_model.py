@@ -17,7 +17,7 @@ import numpy as np
 from mlperf_pilot.backends.base import Backend, first_line
 from mlperf_pilot.catalog.cards import ModelFormat, TensorSpec
 from mlperf_pilot.errors import BackendError
-from mlperf_pilot.oip.protocol import InferRequest, ProtocolError, datatype_of
+from mlperf_pilot.oip.protocol import InferRequest, ProtocolError, datatype_of, dtype_of
 
 MODEL_VERSION = "1"
 
@@ -53,7 +53,7 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         self._output_index = {meta.name: n for n, meta in enumerate(self.outputs)}
-        self._dtype = np.dtype(_DTYPES[self.input.datatype])
+        self._dtype = dtype_of(self.input.datatype)
 
     # ------------------------------------------------------------------- metadata
 
@@ -109,10 +109,6 @@ class ServedModel:
             chosen = [(meta.name, n) for n, meta in enumerate(self.outputs)]
         binary = {name for name, _ in chosen if request.wants_binary(name)}
         return chosen, binary
-
-
-_DTYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8, "INT8": np.int8,
-           "INT32": np.int32, "INT64": np.int64}
 
 
 def probe(backend: Backend, fmt: ModelFormat, *, name: str, backend_name: str,

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as _dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 from mlperf_pilot.report.html import AccuracyRow, Card, Page, SweepSection, render_page
 from mlperf_pilot.report.latencies import TRACE_FILE, Latencies, latencies_of
@@ -30,6 +29,7 @@ from mlperf_pilot.report.plots import (
     require_matplotlib,
     throughput_picture,
 )
+from mlperf_pilot.report.tables import StoredTestLike
 from mlperf_pilot.results.records import RunRecord
 from mlperf_pilot.storage import write_text_atomic
 from mlperf_pilot.vocab import Mode
@@ -39,13 +39,6 @@ IMAGES = "images"
 # what the comparisons tell tests apart by, in this order (the first that differ)
 _DISTINGUISH = (("backend", "backend"), ("device", "device"), ("SUT", "sut_kind"),
                 ("memory", "memory"), ("system", "system"), ("model", "model"))
-
-
-class TestLike(Protocol):
-    test_id: str
-    kind: str
-    record: RunRecord
-    provenance: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +52,7 @@ class Report:
     latency_sources: dict[str, str]
 
 
-def write_report(tests: Sequence[TestLike], out: Path, *,
+def write_report(tests: Sequence[StoredTestLike], out: Path, *,
                  title: str = "mlperf-pilot report",
                  sweep: SweepSection | None = None) -> Report:
     """Write ``out/index.html`` and ``out/images/*.png`` for ``tests`` (in that order);
@@ -104,7 +97,7 @@ def write_report(tests: Sequence[TestLike], out: Path, *,
                   latency_sources=sources)
 
 
-def _card(test: TestLike, n: int) -> tuple[Card, Latencies | None]:
+def _card(test: StoredTestLike, n: int) -> tuple[Card, Latencies | None]:
     record = test.record
     log_dir = Path(record.log_dir)
     notes: list[str] = []
@@ -161,7 +154,7 @@ def _headline(record: RunRecord) -> str:
     return "no result"
 
 
-def _facts(test: TestLike) -> list[tuple[str, str]]:
+def _facts(test: StoredTestLike) -> list[tuple[str, str]]:
     record = test.record
     facts = [("kind", test.kind), ("model", f"{record.model} ({record.mlperf_model})"),
              ("scenario · mode", f"{record.scenario.value} · {record.mode.value}")]
@@ -209,12 +202,12 @@ def _attribute(record: RunRecord, key: str) -> str:
     return str(getattr(record, key) or "")
 
 
-def _labels(tests: Sequence[TestLike]) -> dict[str, str]:
+def _labels(tests: Sequence[StoredTestLike]) -> dict[str, str]:
     """Per test, its label in comparisons: the fewest of backend, device, SUT kind,
     memory size, system, model (in that order) that tell it apart from the other
     performance tests of its scenario, else (or also, when still equal) its start."""
     labels: dict[str, str] = {}
-    by_scenario: dict[str, list[TestLike]] = {}
+    by_scenario: dict[str, list[StoredTestLike]] = {}
     for test in tests:
         if test.record.mode is Mode.PERFORMANCE:
             by_scenario.setdefault(test.record.scenario.value, []).append(test)
@@ -256,7 +249,7 @@ def _compare_row(record: RunRecord, label: str, latencies: Latencies) -> Compare
                       p90_ms=tiles.get(90.0), p99_ms=tiles.get(99.0))
 
 
-def _accuracy_rows(tests: Sequence[TestLike]) -> list[AccuracyRow]:
+def _accuracy_rows(tests: Sequence[StoredTestLike]) -> list[AccuracyRow]:
     rows = []
     for test in tests:
         record, accuracy = test.record, test.record.accuracy
@@ -270,4 +263,4 @@ def _accuracy_rows(tests: Sequence[TestLike]) -> list[AccuracyRow]:
     return rows
 
 
-__all__ = ["IMAGES", "INDEX", "Report", "TestLike", "write_report"]
+__all__ = ["IMAGES", "INDEX", "Report", "write_report"]

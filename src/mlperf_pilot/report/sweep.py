@@ -28,7 +28,7 @@ from mlperf_pilot.report.plots import Picture, _png, _value_text
 from mlperf_pilot.vocab import Mode, RunStatus, Scenario
 
 if TYPE_CHECKING:
-    from mlperf_pilot.report.build import TestLike
+    from mlperf_pilot.report.tables import StoredTestLike
     from mlperf_pilot.sweep.state import SweepState
 
 _FRONT = "#c62828"
@@ -58,7 +58,7 @@ def higher_is_better(unit: str | None) -> bool:
     return unit is None or "/s" in unit
 
 
-def measures(state: SweepState, tests: Sequence[TestLike]) -> list[Measure]:
+def measures(state: SweepState, tests: Sequence[StoredTestLike]) -> list[Measure]:
     """Each point's performance tests (one per scenario: the last recorded), in the
     order of the points."""
     by_id = {t.test_id: t for t in tests}
@@ -207,7 +207,7 @@ def pareto_pictures(found: Sequence[Measure]) -> list[Picture]:
     return pictures
 
 
-def sweep_section(state: SweepState, tests: Sequence[TestLike]) -> SweepSection:
+def sweep_section(state: SweepState, tests: Sequence[StoredTestLike]) -> SweepSection:
     """The report's sweep section: the points, the best per scenario, the pictures."""
     found = measures(state, tests)
     keys = swept_keys(state)

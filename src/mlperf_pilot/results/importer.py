@@ -23,7 +23,6 @@ so it is the same every time.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from mlperf_pilot.errors import ConfigError, LoadGenError, StoreError
+from mlperf_pilot.loadgen.detail import DETAIL_FILE as DETAIL
 from mlperf_pilot.results.provenance import as_utc
 from mlperf_pilot.results.records import AccuracyRecord, RunRecord, read_record
 from mlperf_pilot.results.runs import RUNS_DIR
 from mlperf_pilot.results.store import ResultsStore
+from mlperf_pilot.storage import file_sha256
 from mlperf_pilot.vocab import Mode, RunStatus, Scenario
 
-DETAIL = "mlperf_log_detail.txt"
 _COMPLIANCE = re.compile(r"TEST\d+$")
 _ATTEMPT = re.compile(r"performance-(\d+)$")
 _ACCURACY = re.compile(r"\b(accuracy|mAP)\s*=\s*([0-9.]+)\s*%")
@@ -157,7 +157,7 @@ def _foreign_record(folder: Path, result: Any) -> tuple[RunRecord, dict[str, Any
     if result.num_errors:
         reasons.append(f"LoadGen logged {result.num_errors} error(s)")
     started = _started(result.test_datetime, folder / DETAIL)
-    digest = hashlib.sha256((folder / DETAIL).read_bytes()).hexdigest()[:12]
+    digest = file_sha256(folder / DETAIL)[:12]
     record = RunRecord(
         run_id=f"{started:%Y%m%dT%H%M%SZ}-{digest}", model=model, mlperf_model=model,
         backend=backend, backend_version=backend_version, device=device, device_in_use=device,

@@ -77,6 +77,15 @@ def open_store(path: Path | None = None, *, results_dir: Path | None = None) -> 
     return ResultsStore(store_path(path, results_dir=results_dir))
 
 
+def _first_free(wanted: str, taken: set[str]) -> str:
+    """``wanted``, else ``wanted-2``, ``wanted-3``, ...: the first not in ``taken``."""
+    chosen, n = wanted, 1
+    while chosen in taken:
+        n += 1
+        chosen = f"{wanted}-{n}"
+    return chosen
+
+
 def default_test_id(record: RunRecord, label: str | None = None) -> str:
     """The readable id of a test: ``<run id>-<scenario>-<mode>`` (the run id names the
     whole ``mlperf-pilot run``), then ``-<label>`` (a compliance test's name, an
@@ -217,7 +226,7 @@ class ResultsStore:
         :func:`default_test_id` with ``-2``, ``-3``, ... when taken). ``settings`` and
         ``provenance`` default to those found beside the record's logs (run_spec.json,
         versions.json)."""
-        from sqlalchemy import insert, select
+        from sqlalchemy import insert
 
         found_settings, found_provenance = settings_near(Path(record.log_dir))
         settings = dict(settings if settings is not None else found_settings)
@@ -226,31 +235,26 @@ class ResultsStore:
         row = _row(record, kind, settings, provenance)
         with self._transaction(write=True) as conn:
             wanted = test_id or default_test_id(record, label)
-            taken = set(conn.execute(select(self._tests.c.test_id).where(
-                self._tests.c.test_id.startswith(wanted, autoescape=True))).scalars())
+            taken = self._taken(conn, wanted)
             if test_id is not None and test_id in taken:
                 raise StoreError(f"test {test_id} is in the results store {self.path} "
                                  "already", hint=_LIST_HINT)
-            chosen, n = wanted, 1
-            while chosen in taken:
-                n += 1
-                chosen = f"{wanted}-{n}"
+            chosen = _first_free(wanted, taken)
             conn.execute(insert(self._tests), {**row, "test_id": chosen})
         return chosen
 
     def free_id(self, record: RunRecord, label: str | None = None) -> str:
         """The id :meth:`add` would give ``record`` now (to name its run folder)."""
-        from sqlalchemy import select
-
         wanted = default_test_id(record, label)
         with self._transaction(write=False) as conn:
-            taken = set(conn.execute(select(self._tests.c.test_id).where(
-                self._tests.c.test_id.startswith(wanted, autoescape=True))).scalars())
-        chosen, n = wanted, 1
-        while chosen in taken:
-            n += 1
-            chosen = f"{wanted}-{n}"
-        return chosen
+            return _first_free(wanted, self._taken(conn, wanted))
+
+    def _taken(self, conn: Any, wanted: str) -> set[str]:
+        """The stored ids that start with ``wanted``."""
+        from sqlalchemy import select
+
+        return set(conn.execute(select(self._tests.c.test_id).where(
+            self._tests.c.test_id.startswith(wanted, autoescape=True))).scalars())
 
     def remove(self, test_ids: Sequence[str]) -> int:
         """Delete these rows (one transaction); returns how many there were."""

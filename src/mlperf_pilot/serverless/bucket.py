@@ -58,6 +58,7 @@ from mlperf_pilot.serverless.events import (
     find_queue,
     parse_s3_events,
 )
+from mlperf_pilot.storage import file_sha256
 
 PUT_EVENT = "s3:ObjectCreated:Put"
 NOTIFICATION_ID = "mlperf-pilot-"  # every notification this tool makes starts with it
@@ -87,14 +88,6 @@ def queue_name(bucket: str, purpose: str) -> str:
     """The bucket's SQS queue for ``purpose`` ("output", "local-input"): SQS names allow
     letters, digits, '-' and '_' (80 at most), bucket names also '.'."""
     return f"mlperf-pilot-{bucket.replace('.', '-')}-{purpose}"[:80]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -242,7 +235,7 @@ class Bucket:
     def upload_file(self, key: str, path: Path, *, sha256: str | None = None) -> bool:
         """Upload a file (multipart for big ones) unless an object with the same sha256 is
         there; whether it uploaded."""
-        sha256 = sha256 or sha256_file(path)
+        sha256 = sha256 or file_sha256(path)
         if self.sha256_of(key) == sha256:
             return False
         with self._errors(f"upload {path.name} to {key}"):
@@ -255,9 +248,9 @@ class Bucket:
         main file first, its companions -- an IR's .bin, a .caffemodel -- in the same
         folder, which the handler downloads whole); their keys, in order."""
         keys, count = [], UploadCount()
-        main_sha = sha256_file(paths[0]) if paths else ""
-        for path in paths:
-            sha256 = sha256_file(path)
+        shas = [file_sha256(path) for path in paths]
+        main_sha = shas[0] if shas else ""
+        for path, sha256 in zip(paths, shas, strict=True):
             key = messages.model_key(main_sha, path.name, self.prefix)
             keys.append(key)
             (count.uploaded if self.upload_file(key, path, sha256=sha256)
@@ -429,4 +422,4 @@ def _normalised(config: dict[str, Any]) -> str:
 __all__ = ["LOCAL_RUN", "NOTIFICATION_ID", "PUT_EVENT", "STATE_KEY", "Bucket", "EventQueue",
            "Notification", "Queue", "S3Event", "UploadCount", "delete_queue", "ensure_queue",
            "find_queue", "new_run_id", "npy_bytes", "parse_s3_events", "queue_name",
-           "run_id_prefix", "sha256_file"]
+           "run_id_prefix"]

@@ -28,7 +28,6 @@ names and endpoints (exit 2), DeployError for the rest (exit 1).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,8 +48,8 @@ from mlperf_pilot.serverless.bucket import (
     find_queue,
     queue_name,
     run_id_prefix,
-    sha256_file,
 )
+from mlperf_pilot.storage import file_sha256
 
 STATE_VERSION = 1
 PREFIXES = (messages.MODELS, messages.DATASETS, messages.INPUT, messages.OUTPUT,
@@ -229,7 +228,7 @@ class _Package:
         if not self.function_zip.is_file():
             raise ConfigError(f"{self.function_zip} is missing",
                               hint="build the package with `mlperf-pilot serverless package`")
-        self.function_sha256 = sha256_file(self.function_zip)
+        self.function_sha256 = file_sha256(self.function_zip)
         self.layer_zips = sorted((self.folder / "layers").glob("*.zip"))
         self.handler = str(self.manifest.get("handler") or "mlperf_pilot_fn.handler.handler")
         self.runtime = str(self.manifest.get("runtime") or "python3.11")
@@ -273,9 +272,9 @@ def _deploy_model(bucket: Bucket, package: _Package, options: DeployOptions,
                           hint=f"pass --model-path with {name} (it goes to the bucket once)")
     from mlperf_pilot.serverless.package import model_files
 
-    paths = model_files(options.model_paths[0]) + [
-        p for p in options.model_paths[1:] if p not in model_files(options.model_paths[0])]
-    main_sha = sha256_file(paths[0])
+    first = model_files(options.model_paths[0])
+    paths = first + [p for p in options.model_paths[1:] if p not in first]
+    main_sha = file_sha256(paths[0])
     expected = package.model.get("sha256")
     if expected and expected != main_sha:
         raise ConfigError(f"{paths[0]} is not the model the package was built for "
@@ -306,7 +305,7 @@ def _deploy_layers(aws: Aws, bucket: Bucket, package: _Package, options: DeployO
     arns = []
     for path in package.layer_zips:
         name = f"{options.function_name}-{path.stem}"
-        sha256 = sha256_file(path)
+        sha256 = file_sha256(path)
         marker = f"mlperf-pilot sha256={sha256}"
         with _errors(aws, f"list the versions of layer {name}"):
             pages = aws.lambda_.get_paginator("list_layer_versions").paginate(LayerName=name)
@@ -341,8 +340,7 @@ def _deploy_function(aws: Aws, bucket: Bucket, package: _Package, options: Deplo
     wanted = {"Runtime": package.runtime, "Handler": package.handler, "Role": options.role,
               "MemorySize": int(memory), "Timeout": int(options.timeout_s),
               "Layers": list(layer_arns), "Environment": {"Variables": environment}}
-    code_sha = base64.b64encode(
-        hashlib.sha256(package.function_zip.read_bytes()).digest()).decode()
+    code_sha = base64.b64encode(bytes.fromhex(package.function_sha256)).decode()
     current = _get_function(aws, name)
     if current is None:
         code = _code(bucket, package.function_zip, package.function_sha256, options, state,

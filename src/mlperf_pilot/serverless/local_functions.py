@@ -291,15 +291,9 @@ class Instance:
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-            except ProcessLookupError:
-                pass
+        from mlperf_pilot.oip.process import stop_process
+
+        stop_process(process, timeout_s=timeout_s)
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
